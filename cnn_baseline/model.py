@@ -1,0 +1,80 @@
+"""A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks")."""
+
+import keras
+from keras import layers
+
+from cnn_baseline.presets import DEFAULT_PRESET, PRESETS
+
+WEIGHT_INIT = "he_normal"
+DEFAULT_IMAGE_SIZE = 32  # every preset is a CIFAR-style network
+
+
+def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
+    """The full architecture settings of a preset after overrides, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown CNN preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    config = {**PRESETS[preset], "image_size": image_size or DEFAULT_IMAGE_SIZE, "num_classes": num_classes}
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"unknown CNN setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
+    config.update(overrides)
+    if len(config["stage_widths"]) != len(config["blocks_per_stage"]):
+        raise ValueError("stage_widths and blocks_per_stage must have one entry per stage")
+    return config
+
+
+def residual_block(x, filters, stride, name):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus the shortcut.
+
+    The shortcut is the identity, or a strided 1x1 convolution where the shape changes.
+    """
+    preactivated = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(name=f"{name}_bn1")(x))
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(
+            filters, 1, stride, use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_shortcut"
+        )(preactivated)
+    y = layers.Conv2D(
+        filters, 3, stride, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_conv1"
+    )(preactivated)
+    y = layers.ReLU(name=f"{name}_relu2")(layers.BatchNormalization(name=f"{name}_bn2")(y))
+    y = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_conv2"
+    )(y)
+    return layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+def build_cnn(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
+    """Builds the ResNet baseline as a `keras.Model` from a named preset.
+
+    Takes raw RGB pixels in [0, 255], shape (B, H, W, 3), scales them to [-1, 1] exactly as the
+    ViT does, and returns float32 logits (B, K).
+
+    >>> build_cnn("resnet_test", num_classes=10).output_shape
+    (None, 10)
+    """
+    config = resolve_config(preset, image_size, num_classes, **overrides)
+    images = keras.Input((config["image_size"], config["image_size"], 3), name="images")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
+    x = layers.Conv2D(
+        config["stem_width"], 3, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name="stem_conv"
+    )(x)
+    for stage, (width, blocks) in enumerate(zip(config["stage_widths"], config["blocks_per_stage"])):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = residual_block(x, width, stride, name=f"stage{stage}_block{block}")
+    x = layers.ReLU(name="head_relu")(layers.BatchNormalization(name="head_bn")(x))
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="head")(x)
+    return keras.Model(images, logits, name=preset)
+
+
+def parameter_breakdown(model):
+    """Parameter counts per component: stem, residual stages, head (final BN and classifier)."""
+    groups = {"stem": 0, "stages": 0, "head": 0}
+    for layer in model.layers:
+        group = layer.name.split("_")[0]
+        group = "stages" if group.startswith("stage") else group
+        if group in groups:
+            groups[group] += layer.count_params()
+    return groups

@@ -1,0 +1,58 @@
+"""Datasets as plain numpy arrays in memory: the form every source is loaded into.
+
+Nothing here imports TensorFlow, so the same arrays feed tf.data or any other Keras backend.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Split:
+    """Images (n, H, W, 3) uint8 in [0, 255] and integer labels (n,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images, dtype=np.uint8)
+        self.labels = np.asarray(self.labels, dtype=np.int32)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self):
+        return len(self.labels)
+
+    def take(self, indices):
+        return Split(self.images[indices], self.labels[indices])
+
+
+@dataclasses.dataclass
+class ImageDataset:
+    """A labelled dataset: train and test splits and the class names, index = label."""
+
+    name: str
+    class_names: list
+    train: Split
+    test: Split
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def image_size(self):
+        return self.train.images.shape[1]
+
+
+def split_validation(train, fraction, seed):
+    """Carves a random validation split off `train`; returns (train, validation).
+
+    The test split is never touched, so it can be used once, at the end.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation fraction must be in [0, 1), not {fraction}")
+    order = np.random.default_rng(seed).permutation(len(train))
+    count = int(round(len(train) * fraction))
+    return train.take(np.sort(order[count:])), train.take(np.sort(order[:count]))

@@ -1,0 +1,90 @@
+"""Any image folder laid out as DIR/train/<class>/* and DIR/test/<class>/*.
+
+Images of any size and format Pillow reads are converted to RGB and resized to the model's input
+size. Files that are not images, or are corrupt, are skipped and counted, with a warning.
+"""
+
+import concurrent.futures
+import os
+import pathlib
+import sys
+
+import numpy as np
+from PIL import UnidentifiedImageError
+from tqdm import tqdm
+
+from harness.data.dataset import ImageDataset, Split
+from harness.data.images import IMAGE_EXTENSIONS, load_image
+from harness.errors import UserError
+
+
+def is_image_folder(directory):
+    return (directory / "train").is_dir() and (directory / "test").is_dir()
+
+
+def class_folders(split_dir):
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _try_load(path, size):
+    try:
+        return load_image(path, size)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # Pillow's ways to say "bad file"
+        return None
+
+
+def _load_split(split_dir, class_names, size):
+    files = [
+        (path, label)
+        for label, name in enumerate(class_names)
+        for path in sorted((split_dir / name).iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    if not files:
+        raise UserError(f"{split_dir} has no image files; put images in {split_dir}/<class>/")
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        decoded = list(
+            tqdm(
+                pool.map(lambda item: _try_load(item[0], size), files, chunksize=64),
+                total=len(files),
+                desc=f"loading {split_dir.name}",
+                unit="img",
+                disable=None,  # off when not a terminal
+            )
+        )
+    kept = [(image, label) for image, (_, label) in zip(decoded, files) if image is not None]
+    skipped = [str(path) for image, (path, _) in zip(decoded, files) if image is None]
+    if skipped:
+        unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p in skipped)
+        print(
+            f"warning: skipped {len(skipped)} unreadable file(s) in {split_dir} "
+            f"({unsupported} without an image extension), e.g. {skipped[0]}",
+            file=sys.stderr,
+        )
+    if not kept:
+        raise UserError(f"no readable images in {split_dir}")
+    images, labels = zip(*kept)
+    return Split(np.stack(images), np.array(labels))
+
+
+def load_image_folder(directory, image_size, name=None):
+    directory = pathlib.Path(directory)
+    train_classes = class_folders(directory / "train")
+    test_classes = class_folders(directory / "test")
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise UserError(
+            f"train/ and test/ in {directory} have different class folders "
+            f"(only in train: {only_train}, only in test: {only_test}); give both the same classes"
+        )
+    if len(train_classes) < 2:
+        raise UserError(
+            f"{directory}/train has {len(train_classes)} class folder(s); a classifier needs at least 2"
+        )
+    return ImageDataset(
+        name or directory.name,
+        train_classes,
+        _load_split(directory / "train", train_classes, image_size),
+        _load_split(directory / "test", train_classes, image_size),
+    )

@@ -1,0 +1,40 @@
+"""Decoding and resizing single images with Pillow, the same way for every source."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def to_rgb(image):
+    """Any Pillow image (grayscale, palette, RGBA, 16-bit) as 8-bit RGB."""
+    if image.mode.startswith("I"):  # 16-bit grayscale ("I;16", or "I"): map 0..65535 to 0..255
+        pixels = np.asarray(image, dtype=np.int64) // 257
+        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))  # flatten onto white
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def load_image(source, size):
+    """Reads an image (a path or encoded bytes) as (size, size, 3) uint8 RGB.
+
+    Images of another size are resized with Pillow's antialiased bilinear filter, without
+    keeping the aspect ratio (as a square-input model needs).
+    """
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        image = to_rgb(image)
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def resize_images(images, size):
+    """A (n, H, W, 3) uint8 batch resized to (n, size, size, 3), as `load_image` would."""
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images])

@@ -1,0 +1,30 @@
+"""The two model families the harness trains, behind one interface."""
+
+import dataclasses
+from typing import Callable
+
+import cnn_baseline
+import vit_tf
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+    build: Callable  # build(preset, image_size=..., num_classes=..., **overrides) -> keras.Model
+    resolve_config: Callable  # same arguments -> dict of every architecture setting
+    parameter_breakdown: Callable  # model -> {component: parameter count}
+    presets: dict
+    default_preset: str
+
+
+MODEL_FAMILIES = {
+    "vit": ModelFamily(
+        vit_tf.build_vit, vit_tf.resolve_config, vit_tf.parameter_breakdown, vit_tf.PRESETS, vit_tf.DEFAULT_PRESET
+    ),
+    "cnn": ModelFamily(
+        cnn_baseline.build_cnn,
+        cnn_baseline.resolve_config,
+        cnn_baseline.parameter_breakdown,
+        cnn_baseline.PRESETS,
+        cnn_baseline.DEFAULT_PRESET,
+    ),
+}

@@ -1,0 +1,52 @@
+"""Choosing the Keras dtype policy: mixed precision on a GPU, float32 on a CPU."""
+
+import sys
+
+import keras
+
+from harness.quiet import native_stderr_silenced
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def gpu_compute_capability():
+    """(major, minor) of the first GPU the Keras backend sees, or None without a GPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with native_stderr_silenced():  # a machine without CUDA logs a cuInit error here
+            gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+    elif backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if gpus:
+            return tuple(int(v) for v in str(getattr(gpus[0], "compute_capability", "0.0")).split("."))
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_capability(0)
+    return None
+
+
+def resolve_precision(requested):
+    """The policy name to use: "auto" picks bfloat16 on Ampere or newer, float16 on older GPUs.
+
+    Mixed precision asked for without a GPU falls back to float32 with a warning: CPUs gain no
+    speed from it.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    capability = gpu_compute_capability()
+    if requested == "auto":
+        if capability is None:
+            return "float32"
+        return "mixed_bfloat16" if capability >= (8, 0) else "mixed_float16"
+    if requested != "float32" and capability is None:
+        print(f"warning: --precision {requested} needs a GPU; none found, using float32", file=sys.stderr)
+        return "float32"
+    return requested

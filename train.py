@@ -1,0 +1,116 @@
+"""Train a Vision Transformer or the CNN baseline and save everything into a run directory.
+
+    python train.py --model vit --preset vit_cifar_mini --epochs 10   # embedded CIFAR-10 sample
+    python train.py --model cnn --dataset cifar10                     # full CIFAR-10 via TFDS
+    python train.py --model vit --data-dir path/to/images             # DIR/train/<class>, DIR/test/<class>
+"""
+
+import argparse
+
+from harness import quiet
+
+quiet.silence_tensorflow_startup()
+
+from harness.augment import AUGMENTATIONS  # noqa: E402
+from harness.config import OPTIMIZERS, TrainConfig  # noqa: E402
+from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
+from harness.errors import UserError, cli_main  # noqa: E402
+from harness.models import MODEL_FAMILIES  # noqa: E402
+from harness.precision import PRECISIONS  # noqa: E402
+
+
+def positive(kind):
+    """An argparse type: a number of `kind` (int or float) greater than zero."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+
+    return parse
+
+
+def non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def fraction(text):
+    value = non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be below 1")
+    return value
+
+
+def parse_args(argv=None):
+    presets = {name: ", ".join(family.presets) for name, family in MODEL_FAMILIES.items()}
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Defaults marked 'recipe' depend on --model: " + "; ".join(
+            f"{m}: preset {f.default_preset}" for m, f in MODEL_FAMILIES.items()) + ". See README.md.",
+    )
+    parser.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit", help="which model to train (default: vit)")
+    parser.add_argument(
+        "--preset", help=f"model size; vit: {presets['vit']}; cnn: {presets['cnn']} (default: recipe)"
+    )
+    parser.add_argument(
+        "--dataset", help=f"{', '.join(DATASETS)} (default: {DEFAULT_DATASET}, embedded, offline); "
+        "cifar10/cifar100 download with TensorFlow Datasets; with --data-dir, only a label"
+    )
+    parser.add_argument(
+        "--data-dir", help="local data instead of a download: an image folder DIR/train/<class>/*, "
+        "DIR/test/<class>/* (any size, resized), or the CIFAR-10/100 python batch files"
+    )
+    parser.add_argument("--image-size", type=positive(int), help="input size in pixels (default: the preset's)")
+    parser.add_argument("--epochs", type=positive(int), default=10, help="passes over the training split (default: 10)")
+    parser.add_argument("--batch-size", type=positive(int), default=128, help="images per step (default: 128)")
+    parser.add_argument(
+        "--learning-rate", type=positive(float),
+        help="peak learning rate after warmup (default: recipe, vit 1e-3 AdamW, cnn 0.1 SGD)",
+    )
+    parser.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (default: recipe)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: recipe (vit adamw, cnn sgd)")
+    parser.add_argument(
+        "--warmup-epochs", type=non_negative,
+        help="linear warmup before cosine decay (default: recipe, at most a fifth of --epochs)",
+    )
+    parser.add_argument("--label-smoothing", type=fraction, default=0.1, help="default: 0.1")
+    parser.add_argument("--augmentation", choices=AUGMENTATIONS, default="crop_flip",
+                        help="crop_flip: random 4-pixel shift and horizontal flip (default)")
+    parser.add_argument("--val-fraction", type=fraction, default=0.1,
+                        help="share of the training split held out for validation (default: 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU")
+    parser.add_argument("--run-dir", help="where to write the run (default: runs/<recipe>-<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
+    args = parser.parse_args(argv)
+    family = MODEL_FAMILIES[args.model]
+    if args.preset is not None and args.preset not in family.presets:
+        parser.error(f"unknown {args.model} preset {args.preset!r}; choose one of: {presets[args.model]}")
+    return args
+
+
+@cli_main
+def main(argv=None):
+    args = parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if k != "overwrite"}
+    from harness.trainer import train  # imported late: it loads Keras and TensorFlow
+
+    try:
+        train(TrainConfig(**options), overwrite=args.overwrite)
+    except ValueError as error:  # from model builders, e.g. an image size the patch size does not divide
+        raise UserError(str(error)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Assembles the layers of `vit_tf.layers` into the Vision Transformer (paper section 3.1)."""
+
+import keras
+from keras import layers
+
+from vit_tf.layers import (
+    LAYER_NORM_EPSILON,
+    ClassToken,
+    EncoderBlock,
+    PatchEmbedding,
+    PositionEmbedding,
+    TokenPooling,
+)
+from vit_tf.presets import DEFAULT_PRESET, PRESETS
+
+# Settings that are not part of a preset row, with their defaults.
+DEFAULT_OPTIONS = dict(
+    dropout_rate=0.0,  # after position embeddings, attention output and MLP layers (App. B.1)
+    attention_dropout_rate=0.0,  # on the softmax weights; 0 in every released config
+    classifier="token",  # "token": class token (eq. 4); "gap": mean of tokens, no class token
+)
+
+
+def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
+    """The full architecture settings of a preset after overrides, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown ViT preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    config = {**PRESETS[preset], **DEFAULT_OPTIONS, "num_classes": num_classes}
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"unknown ViT setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
+    config.update(overrides)
+    if image_size is not None:
+        config["image_size"] = image_size
+    if config["image_size"] % config["patch_size"]:
+        raise ValueError(
+            f"image size {config['image_size']} is not divisible by patch size {config['patch_size']}; "
+            f"use an image size that is a multiple of {config['patch_size']}"
+        )
+    if config["hidden_dim"] % config["num_heads"]:
+        raise ValueError(
+            f"hidden size {config['hidden_dim']} is not divisible by {config['num_heads']} heads; "
+            f"use a number of heads that divides {config['hidden_dim']}"
+        )
+    return config
+
+
+def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
+    """Builds a Vision Transformer as a `keras.Model` from a named preset.
+
+    Args:
+        preset: a key of `vit_tf.PRESETS`, e.g. "vit_b16" (paper) or "vit_cifar_tiny".
+        image_size: input height and width in pixels; defaults to the preset's.
+        num_classes: K, the number of logits of the head.
+        **overrides: any preset column or `DEFAULT_OPTIONS` key, e.g. `num_layers=4`.
+
+    The model takes raw RGB pixels in [0, 255], shape (B, H, W, 3), scales them to [-1, 1] as the
+    authors' input pipeline does, and returns float32 logits (B, K).
+
+    >>> model = build_vit("vit_test", num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    """
+    config = resolve_config(preset, image_size, num_classes, **overrides)
+    size = config["image_size"]
+    images = keras.Input((size, size, 3), name="images")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
+    x = PatchEmbedding(config["patch_size"], config["hidden_dim"], name="patch_embedding")(x)
+    if config["classifier"] == "token":
+        x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    x = layers.Dropout(config["dropout_rate"], name="embedding_dropout")(x)
+    for index in range(config["num_layers"]):
+        x = EncoderBlock(
+            config["hidden_dim"],
+            config["num_heads"],
+            config["mlp_dim"],
+            config["dropout_rate"],
+            config["attention_dropout_rate"],
+            name=f"encoder_block_{index}",
+        )(x)
+    x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4
+    x = TokenPooling(config["classifier"], name="pooling")(x)
+    # Zero-initialised linear head, as the authors; logits stay float32 under mixed precision.
+    logits = layers.Dense(
+        num_classes, kernel_initializer="zeros", dtype="float32", name="head"
+    )(x)
+    return keras.Model(images, logits, name=preset)
+
+
+def encoder_outputs(model, images):
+    """Runs a built ViT up to the final LayerNorm and collects every block's attention weights.
+
+    Returns (tokens (B, T, D) after `encoder_norm`, [attention (B, k, T, T) per block]), for the
+    analyses of the paper's section 4.5 (attention distance, attention rollout).
+    """
+    x = model.get_layer("rescale")(images)
+    for layer in model.layers[2:]:  # after the input and rescale layers
+        if isinstance(layer, EncoderBlock):
+            break
+        x = layer(x)
+    attention = []
+    for layer in model.layers:
+        if isinstance(layer, EncoderBlock):
+            x, weights = layer(x, return_attention_scores=True)
+            attention.append(weights)
+    return model.get_layer("encoder_norm")(x), attention
+
+
+def parameter_breakdown(model):
+    """Parameter counts per component: patch embedding (E, class token, E_pos), encoder, head."""
+    groups = {"patch embedding": 0, "encoder": 0, "head": 0}
+    for layer in model.layers:
+        if isinstance(layer, (PatchEmbedding, ClassToken, PositionEmbedding)):
+            group = "patch embedding"
+        elif layer.name == "head":
+            group = "head"
+        else:
+            group = "encoder"
+        groups[group] += layer.count_params() if layer.built else 0
+    return groups
