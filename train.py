@@ -19,6 +19,13 @@ from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.precision import PRECISIONS  # noqa: E402
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad option in one line, like every other error of this program."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def positive(kind):
     """An argparse type: a number of `kind` (int or float) greater than zero."""
 
@@ -53,7 +60,7 @@ def fraction(text):
 
 def parse_args(argv=None):
     presets = {name: ", ".join(family.presets) for name, family in MODEL_FAMILIES.items()}
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Defaults marked 'recipe' depend on --model: " + "; ".join(
             f"{m}: preset {f.default_preset}" for m, f in MODEL_FAMILIES.items()) + ". See README.md.",

@@ -26,12 +26,11 @@ def write_json(path, data):
     os.replace(temporary, path)
 
 
-def default_run_name(config):
+def default_run_name(config, dataset_name):
     """A folder name that states the recipe, like the authors' AugReg checkpoint names."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    dataset = config.dataset or (pathlib.Path(config.data_dir).name if config.data_dir else "data")
     return (
-        f"{config.model}-{config.preset}-{dataset}-e{config.epochs}-lr{config.learning_rate:g}"
+        f"{config.model}-{config.preset}-{dataset_name}-e{config.epochs}-lr{config.learning_rate:g}"
         f"-wd{config.weight_decay:g}-{config.augmentation}-s{config.seed}-{stamp}"
     )
 
@@ -44,18 +43,21 @@ class RunDirectory:
         self.model_path = self.path / "model.keras"
         self.metrics_path = self.path / "metrics.json"
 
+    def check_available(self, overwrite=False):
+        """Raises unless the folder is new, empty, or may be overwritten."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"run directory {self.path} is a file; choose another --run-dir")
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise UserError(
+                f"run directory {self.path} already holds a run; choose another --run-dir or pass --overwrite"
+            )
+
     @classmethod
     def create(cls, path, overwrite=False):
         run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise UserError(f"run directory {run.path} is a file; choose another --run-dir")
-        if run.path.is_dir() and any(run.path.iterdir()):
-            if not overwrite:
-                raise UserError(
-                    f"run directory {run.path} already holds a run; choose another --run-dir or pass --overwrite"
-                )
-            for old in (run.config_path, run.history_path, run.model_path, run.metrics_path):
-                old.unlink(missing_ok=True)
+        run.check_available(overwrite)
+        for old in (run.config_path, run.history_path, run.model_path, run.metrics_path):
+            old.unlink(missing_ok=True)
         run.path.mkdir(parents=True, exist_ok=True)
         return run
 

@@ -103,14 +103,16 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
     except ValueError as error:
         raise UserError(str(error)) from None
     config = dataclasses.replace(config, image_size=image_size)
-    run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config)}", overwrite)
-    config = dataclasses.replace(config, run_dir=str(run.path))
+    if config.run_dir:  # refuse an occupied folder before the data loads, which can take a while
+        RunDirectory(config.run_dir).check_available(overwrite)
 
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
 
     dataset = data.load_dataset(config.dataset, config.data_dir, image_size)
+    run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
+    config = dataclasses.replace(config, run_dir=str(run.path))
     train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
     model = family.build(config.preset, image_size=image_size, num_classes=dataset.num_classes)
     print_parameters(model, family.parameter_breakdown(model))

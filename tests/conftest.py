@@ -1,0 +1,36 @@
+import keras
+import numpy as np
+import pytest
+
+from harness import quiet
+
+quiet.silence_tensorflow_startup()
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_and_seed():
+    """Every test starts in float32 with a fixed seed, whatever the previous test set."""
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def write_image_folder(root, classes=("cat", "dog", "frog"), per_class=(6, 3), size=32, seed=0):
+    """DIR/train/<class>/*.png and DIR/test/<class>/*.png, each class a different colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "test"), per_class):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = rng.integers(0, 40, (size, size, 3)) + 100 * np.eye(3, dtype=int)[label % 3]
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "images")

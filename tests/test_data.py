@@ -1,0 +1,173 @@
+"""Every data source, on small data the tests write themselves (plus the embedded sample)."""
+
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data import load_dataset, split_validation
+from harness.data.images import load_image
+from conftest import write_image_folder
+from harness.errors import UserError
+
+
+def test_embedded_sample_is_balanced_cifar10():
+    dataset = load_dataset()
+    assert dataset.name == "cifar10_sample"
+    assert dataset.train.images.shape == (4000, 32, 32, 3) and dataset.test.images.shape == (1000, 32, 32, 3)
+    assert dataset.class_names[:3] == ["airplane", "automobile", "bird"]
+    np.testing.assert_array_equal(np.bincount(dataset.train.labels), 400)
+    np.testing.assert_array_equal(np.bincount(dataset.test.labels), 100)
+    assert 80 < dataset.train.images.mean() < 160  # real photographs, not blank
+
+
+def test_embedded_sample_resizes_to_the_model_size():
+    assert load_dataset(image_size=48).test.images.shape == (1000, 48, 48, 3)
+
+
+def test_image_folder_reads_classes_labels_and_pixels(image_folder):
+    dataset = load_dataset(data_dir=image_folder)
+    assert dataset.name == "images" and dataset.class_names == ["cat", "dog", "frog"]
+    assert len(dataset.train) == 18 and len(dataset.test) == 9
+    np.testing.assert_array_equal(np.bincount(dataset.train.labels), [6, 6, 6])
+    expected = np.asarray(Image.open(image_folder / "train" / "dog" / "0.png"))
+    np.testing.assert_array_equal(dataset.train.images[6], expected)  # dog's first file follows cat's six
+
+
+def test_image_folder_converts_any_mode_and_size_to_rgb(image_folder):
+    folder = image_folder / "train" / "cat"
+    Image.new("L", (50, 20), 128).save(folder / "gray.png")
+    Image.new("RGBA", (64, 64), (255, 0, 0, 255)).save(folder / "rgba.png")
+    Image.new("P", (16, 16)).save(folder / "palette.gif")
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(folder / "sixteen_bit.png")
+    dataset = load_dataset(data_dir=image_folder, image_size=32)
+    assert dataset.train.images.shape == (22, 32, 32, 3)
+    assert load_image(folder / "sixteen_bit.png", 4).max() == 255
+    np.testing.assert_array_equal(load_image(folder / "rgba.png", 4)[0, 0], [255, 0, 0])
+
+
+def test_image_folder_skips_and_reports_unreadable_files(image_folder, capsys):
+    (image_folder / "train" / "cat" / "notes.txt").write_text("not an image")
+    (image_folder / "train" / "cat" / "empty.jpg").write_bytes(b"")
+    good = (image_folder / "train" / "cat" / "0.png").read_bytes()
+    (image_folder / "train" / "cat" / "truncated.png").write_bytes(good[: len(good) // 2])
+    dataset = load_dataset(data_dir=image_folder)
+    assert len(dataset.train) == 18
+    assert "skipped 3 unreadable file(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda root: (root / "test" / "frog").rename(root / "test" / "toad"), "different class folders"),
+        (lambda root: (root / "test").rename(root / "elsewhere"), "neither train/ and test/"),
+    ],
+    ids=["classes-differ", "no-test-folder"],
+)
+def test_image_folder_layout_errors(image_folder, breakage, message):
+    breakage(image_folder)
+    with pytest.raises(UserError, match=message):
+        load_dataset(data_dir=image_folder)
+
+
+def test_image_folder_with_a_single_class(tmp_path):
+    with pytest.raises(UserError, match="a classifier needs at least 2"):
+        load_dataset(data_dir=write_image_folder(tmp_path / "one", classes=("cat",)))
+
+
+def test_data_dir_that_is_missing_or_a_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_dataset(data_dir=tmp_path / "nowhere")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        load_dataset(data_dir=tmp_path / "file.txt")
+
+
+def write_cifar_batch(path, images, labels, label_key="labels"):
+    """A batch in the original layout: (n, 3072) uint8, all red values, then green, then blue."""
+    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    with open(path, "wb") as file:
+        pickle.dump({b"data": data, label_key.encode(): list(labels), b"batch_label": b"test"}, file, protocol=2)
+
+
+@pytest.fixture
+def cifar10_batches(tmp_path):
+    directory = tmp_path / "cifar-10-batches-py"
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    for index in range(5):
+        write_cifar_batch(directory / f"data_batch_{index + 1}", images[2 * index : 2 * index + 2], [index, 9])
+    write_cifar_batch(directory / "test_batch", images[10:], [3, 4])
+    with open(directory / "batches.meta", "wb") as file:
+        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, file, protocol=2)
+    return directory, images
+
+
+def test_cifar10_batches_load_in_pixel_order(cifar10_batches):
+    directory, images = cifar10_batches
+    for data_dir in (directory, directory.parent):  # the batch folder, or the folder holding it
+        dataset = load_dataset(data_dir=data_dir)
+        assert dataset.name == "cifar10" and dataset.class_names[3] == "class3"
+        np.testing.assert_array_equal(dataset.train.images, images[:10])
+        np.testing.assert_array_equal(dataset.train.labels, [0, 9, 1, 9, 2, 9, 3, 9, 4, 9])
+        np.testing.assert_array_equal(dataset.test.images, images[10:])
+
+
+def test_cifar100_batches_use_fine_labels(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    write_cifar_batch(tmp_path / "train", images[:3], [5, 99, 0], label_key="fine_labels")
+    write_cifar_batch(tmp_path / "test", images[3:], [42], label_key="fine_labels")
+    with open(tmp_path / "meta", "wb") as file:
+        pickle.dump({"fine_label_names": [f"fine{i}" for i in range(100)], "coarse_label_names": []}, file)
+    dataset = load_dataset(data_dir=tmp_path, image_size=64)
+    assert dataset.name == "cifar100" and dataset.num_classes == 100
+    np.testing.assert_array_equal(dataset.train.labels, [5, 99, 0])
+    assert dataset.test.images.shape == (1, 64, 64, 3)
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_a_pickle_that_imports_code_is_refused(cifar10_batches):
+    directory, _ = cifar10_batches
+    with open(directory / "data_batch_3", "wb") as file:
+        pickle.dump({b"data": Exploit(), b"labels": [0]}, file)
+    with pytest.raises(UserError, match="refusing to load (posix|os).system"):
+        load_dataset(data_dir=directory)
+
+
+def test_validation_split_is_disjoint_reproducible_and_sized(image_folder):
+    train = load_dataset(data_dir=image_folder).train
+    rest, validation = split_validation(train, 1 / 3, seed=0)
+    assert (len(rest), len(validation)) == (12, 6)
+    again, _ = split_validation(train, 1 / 3, seed=0)
+    np.testing.assert_array_equal(rest.images, again.images)
+    seen = {img.tobytes() for img in rest.images}
+    assert not any(img.tobytes() in seen for img in validation.images)
+
+
+def test_tfds_download_impossible_gives_a_clear_error(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from harness.data import tfds_source
+
+    if tfds.builder("cifar10").is_prepared():
+        pytest.skip("CIFAR-10 is already downloaded on this machine")
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tfds_source.socket, "create_connection", no_network)
+    with pytest.raises(UserError, match="Offline.*--data-dir"):
+        load_dataset("cifar10")
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet")
