@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import pathlib
 import pickle
 import subprocess
@@ -15,9 +16,11 @@ from test_data import write_cifar_batch
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_train(*arguments, cwd=REPO):
+def run_train(*arguments, cwd=REPO, backend=None):
+    env = {**os.environ, "KERAS_BACKEND": backend} if backend else None
     return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *map(str, arguments)], capture_output=True, text=True, cwd=cwd
+        [sys.executable, str(REPO / "train.py"), *map(str, arguments)], capture_output=True, text=True, cwd=cwd,
+        env=env,
     )
 
 
@@ -48,6 +51,15 @@ def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset)
         assert key in metrics
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["params"] == config["params"]
     assert (run_dir / "model.keras").stat().st_size > 0
+
+
+def test_training_runs_on_the_jax_backend(image_folder, tmp_path):
+    """tf.data feeds the JAX backend too, augmentation included."""
+    pytest.importorskip("jax")
+    result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 1, "--batch-size", 4,
+                       "--run-dir", tmp_path / "run", backend="jax")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "jax"
 
 
 def test_cifar_batches_and_default_run_name(tmp_path):
