@@ -14,16 +14,9 @@ quiet.silence_tensorflow_startup()
 from harness.augment import AUGMENTATIONS  # noqa: E402
 from harness.config import OPTIMIZERS, TrainConfig  # noqa: E402
 from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
-from harness.errors import UserError, cli_main  # noqa: E402
+from harness.errors import OneLineErrorParser, UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.precision import PRECISIONS  # noqa: E402
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """Reports a bad option in one line, like every other error of this program."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def positive(kind):

@@ -1,5 +1,6 @@
 """One error type for mistakes a user can fix, and the wrapper that prints them in one line."""
 
+import argparse
 import functools
 import sys
 
@@ -23,3 +24,10 @@ def cli_main(main):
             sys.exit(130)
 
     return wrapper
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad option in one line, like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
