@@ -14,41 +14,10 @@ quiet.silence_tensorflow_startup()
 from harness.augment import AUGMENTATIONS  # noqa: E402
 from harness.config import OPTIMIZERS, TrainConfig  # noqa: E402
 from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
-from harness.errors import OneLineErrorParser, UserError, cli_main  # noqa: E402
+from harness.cli import OneLineErrorParser, fraction, non_negative, positive  # noqa: E402
+from harness.errors import UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.precision import PRECISIONS  # noqa: E402
-
-
-def positive(kind):
-    """An argparse type: a number of `kind` (int or float) greater than zero."""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-        return value
-
-    return parse
-
-
-def non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def fraction(text):
-    value = non_negative(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text} must be below 1")
-    return value
 
 
 def parse_args(argv=None):

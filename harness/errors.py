@@ -1,6 +1,5 @@
 """One error type for mistakes a user can fix, and the wrapper that prints them in one line."""
 
-import argparse
 import functools
 import sys
 
@@ -25,9 +24,3 @@ def cli_main(main):
 
     return wrapper
 
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser that reports a bad option in one line, like every other error here."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")

@@ -26,4 +26,6 @@ def silence_tensorflow_startup():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if importlib.util.find_spec("tensorflow") is not None:
         with native_stderr_silenced():
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs an error on CPU machines

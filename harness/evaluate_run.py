@@ -1,0 +1,110 @@
+"""Evaluating a finished run on its test split, and classifying a user's own images."""
+
+import csv
+import pathlib
+import time
+import zipfile
+
+import keras
+import numpy as np
+
+from harness import data, plots
+from harness.data.images import load_image
+from harness.errors import UserError
+from harness.evaluation import classification_metrics, misclassified_rows, softmax
+from harness.run_dir import RunDirectory, write_json
+
+GALLERY_SIZE = 24
+
+
+def open_run(run_dir):
+    """The run directory and its config, or a clear error if it is not a finished run."""
+    run = RunDirectory(run_dir)
+    if not run.config_path.is_file():
+        raise UserError(f"{run.path} is not a run directory (no config.json); give a folder train.py wrote")
+    if not run.model_path.is_file():
+        raise UserError(f"{run.path} has no model.keras: the run did not finish; train it again")
+    return run, run.read_config()
+
+
+def load_model(run):
+    """Loads model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
+    import vit_tf  # noqa: F401  (registers the ViT layers with Keras)
+
+    try:
+        return keras.saving.load_model(run.model_path, safe_mode=True)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
+
+
+def predict_probabilities(model, images, batch_size):
+    """Class probabilities, and images per second after one warm-up batch."""
+    images = images.astype("float32")
+    model.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # compile outside the timing
+    start = time.perf_counter()
+    logits = model.predict(images, batch_size=batch_size, verbose=0)
+    seconds = time.perf_counter() - start
+    return softmax(np.asarray(logits, dtype=np.float64)), len(images) / seconds
+
+
+def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
+    """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png."""
+    run, config = open_run(run_dir)
+    model = load_model(run)
+    if data_dir is None and dataset is None:
+        dataset, data_dir = config["dataset"], config.get("data_dir")
+    test = data.load_dataset(dataset, data_dir, config["image_size"])
+    if test.class_names != config["class_names"]:
+        raise UserError(
+            f"the data's classes {test.class_names[:5]}... differ from the run's {config['class_names'][:5]}...; "
+            "evaluate on data with the classes the model was trained on"
+        )
+    probabilities, images_per_second = predict_probabilities(model, test.test.images, batch_size)
+    labels = test.test.labels
+    metrics, counts = classification_metrics(probabilities, labels, test.class_names)
+    metrics.update(dataset=test.name, images_per_second=round(images_per_second, 1), backend=keras.backend.backend())
+
+    out = run.path / "eval"
+    out.mkdir(exist_ok=True)
+    write_json(out / "metrics.json", metrics)
+    plots.plot_confusion_matrix(counts, test.class_names, out / "confusion_matrix.png",
+                                title=f"{config['model']} {config['preset']} on {test.name}")
+    rows = misclassified_rows(probabilities, labels, test.class_names)
+    with open(out / "misclassified.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, list(rows[0]) if rows else ["index", "true", "predicted", "confidence"])
+        writer.writeheader()
+        writer.writerows(rows)
+    shown = rows[:GALLERY_SIZE]
+    plots.plot_image_gallery(
+        [test.test.images[row["index"]] for row in shown],
+        [f"{row['true']} {plots.ARROW} {row['predicted']} ({row['confidence']:.2f})" for row in shown],
+        out / "misclassified.png",
+        title=f"Most confident mistakes of {config['model']} {config['preset']} ({len(rows)} wrong of {len(labels)})",
+    )
+    return metrics, out
+
+
+def classify_images(run_dir, paths, top_k=3):
+    """Prints and plots the top-k classes of each image; returns [(path, [(class, p), ...])]."""
+    run, config = open_run(run_dir)
+    model = load_model(run)
+    class_names, size = config["class_names"], config["image_size"]
+    images = []
+    for path in map(pathlib.Path, paths):
+        try:
+            images.append(load_image(path, size))
+        except (OSError, ValueError, SyntaxError):
+            raise UserError(f"{path} is not an image file this program can read") from None
+    probabilities = softmax(np.asarray(model.predict(np.stack(images).astype("float32"), verbose=0), np.float64))
+    out = run.path / "eval" / "images"
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for number, (path, image, p) in enumerate(zip(map(pathlib.Path, paths), images, probabilities), start=1):
+        best = np.argsort(-p)[: min(top_k, len(class_names))]
+        ranked = [(class_names[k], float(p[k])) for k in best]
+        results.append((path, ranked))
+        print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
+        plots.plot_top_k(image, [n for n, _ in ranked], [q for _, q in ranked], out / f"{number:02d}_{path.stem}_top{top_k}.png",
+                         title=path.name)
+    print(f"plots in {out}")
+    return results

@@ -1,0 +1,125 @@
+"""evaluate.py: metrics and tables checked against predictions recomputed independently."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import plots
+from harness.data import load_dataset
+from harness.errors import UserError
+from harness.evaluate_run import classify_images, evaluate_run
+from harness.evaluation import classification_metrics, confusion_matrix, misclassified_rows
+from test_cli import REPO, run_train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from conftest import write_image_folder
+
+    root = tmp_path_factory.mktemp("evaluate")
+    folder = write_image_folder(root / "images", classes=("a", "b", "c", "d", "e", "f", "g"), per_class=(6, 4))
+    result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", folder, "--epochs", 2,
+                       "--batch-size", 8, "--run-dir", root / "run")
+    assert result.returncode == 0, result.stderr
+    return root / "run", folder
+
+
+def test_metrics_and_misclassified_csv_match_independent_predictions(trained_run):
+    run_dir, folder = trained_run
+    metrics, out = evaluate_run(run_dir)
+    test = load_dataset(data_dir=folder).test
+    model = keras.saving.load_model(run_dir / "model.keras")
+    predicted = np.argmax(keras.ops.convert_to_numpy(model(test.images.astype("float32"))), axis=1)
+
+    assert metrics["images"] == len(test) == 28
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == test.labels))
+    assert "top5_accuracy" in metrics  # 7 classes
+    with open(out / "misclassified.csv") as file:
+        rows = list(csv.DictReader(file))
+    wrong = np.flatnonzero(predicted != test.labels)
+    assert sorted(int(r["index"]) for r in rows) == sorted(wrong.tolist())
+    names = ["a", "b", "c", "d", "e", "f", "g"]
+    for row in rows:
+        assert row["true"] == names[test.labels[int(row["index"])]]
+        assert row["predicted"] == names[predicted[int(row["index"])]] == row["top1"]
+    confidences = [float(r["confidence"]) for r in rows]
+    assert confidences == sorted(confidences, reverse=True)
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    for figure in ("confusion_matrix.png", "misclassified.png"):
+        assert (out / figure).stat().st_size > 10_000
+
+
+def test_classification_metrics_on_a_hand_example():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 0, 2]] * 0.7 + 0.1
+    metrics, counts = classification_metrics(probabilities, labels, ["x", "y", "z"])
+    assert counts.sum() == 6
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["per_class"]["y"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "accuracy": 1.0, "images": 2}
+    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.8, 0.1, 0.8, 0.8, 0.1, 0.8])))
+    assert "top5_accuracy" not in metrics
+    rows = misclassified_rows(probabilities, labels, ["x", "y", "z"])
+    assert [(r["index"], r["true"], r["predicted"]) for r in rows] == [(1, "x", "y"), (4, "z", "x")]
+
+
+def test_confusion_matrix_counts_every_image():
+    rng = np.random.default_rng(0)
+    labels, predictions = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    counts = confusion_matrix(labels, predictions, 10)
+    assert counts.sum() == 500 and np.trace(counts) == np.sum(labels == predictions)
+
+
+def png_pixels(path):
+    return np.asarray(Image.open(path))
+
+
+@pytest.mark.parametrize("plot", ["confusion", "gallery", "top_k"])
+def test_each_plot_writes_a_png_that_depends_on_its_input(tmp_path, plot):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (4, 32, 32, 3)), rng.integers(0, 256, (4, 32, 32, 3))]
+    draw = {
+        "confusion": lambda i, path: plots.plot_confusion_matrix(
+            confusion_matrix(rng.integers(0, 3, 50), rng.integers(0, 3, 50), 3), ["a", "b", "c"], path),
+        "gallery": lambda i, path: plots.plot_image_gallery(images[i], ["a → b (0.9)"] * 4, path, "mistakes"),
+        "top_k": lambda i, path: plots.plot_top_k(images[i][0], ["a", "b"], [0.7 - 0.5 * i, 0.2], path, "x.jpg"),
+    }[plot]
+    first, second = draw(0, tmp_path / "first.png"), draw(1, tmp_path / "second.png")
+    assert first.stat().st_size > 5_000
+    assert not np.array_equal(png_pixels(first), png_pixels(second))
+
+
+def test_classify_own_images_of_any_size(trained_run, tmp_path, capsys):
+    run_dir, folder = trained_run
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(big)
+    results = classify_images(run_dir, [big, folder / "test" / "a" / "0.png"], top_k=3)
+    assert len(results) == 2 and len(results[0][1]) == 3
+    probabilities = [p for _, p in results[0][1]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+    assert "big.jpg:" in capsys.readouterr().out
+    assert (run_dir / "eval" / "images" / "01_big_top3.png").exists()
+
+
+def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
+    with pytest.raises(UserError, match="not a run directory"):
+        evaluate_run(tmp_path)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    run_dir, _ = trained_run
+    (damaged / "config.json").write_text((run_dir / "config.json").read_text())
+    with pytest.raises(UserError, match="no model.keras"):
+        evaluate_run(damaged)
+    model_bytes = (run_dir / "model.keras").read_bytes()
+    (damaged / "model.keras").write_bytes(model_bytes[: len(model_bytes) // 2])
+    result = subprocess.run([sys.executable, str(REPO / "evaluate.py"), str(damaged)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {damaged / 'model.keras'} is damaged or truncated; train the run again"
+    ]
