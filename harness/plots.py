@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 ARROW = "\u2192"
 
 
-def _save(figure, path):
+def save_figure(figure, path):
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -36,7 +36,7 @@ def plot_confusion_matrix(counts, class_names, path, title="Confusion matrix"):
     axes.set_ylabel("true class")
     axes.set_title(f"{title} ({int(counts.sum())} images, rows sum to 1)")
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_image_gallery(images, titles, path, title, columns=6):
@@ -52,7 +52,7 @@ def plot_image_gallery(images, titles, path, title, columns=6):
     if not len(images):
         axes.flat[0].text(0.5, 0.5, "no images", ha="center", va="center")
     figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_top_k(image, class_names, probabilities, path, title):
@@ -67,4 +67,4 @@ def plot_top_k(image, class_names, probabilities, path, title):
     right.set_xlim(0, 1)
     right.set_xlabel("probability")
     right.set_title(f"top {len(class_names)} classes")
-    return _save(figure, path)
+    return save_figure(figure, path)

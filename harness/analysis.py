@@ -1,0 +1,124 @@
+"""The paper's model analyses (section 4.5, appendix D.7-D.8), Grad-CAM, and FLOP counts, in numpy."""
+
+import keras
+import numpy as np
+
+import vit_tf
+
+
+def attention_rollout(attention, has_class_token=True):
+    """Attention rollout (Abnar & Zuidema 2020), as the paper's Figures 6 and 14 use it.
+
+    attention: per block, (B, k, T, T). Heads are averaged, the residual is added as
+    0.5 A + 0.5 I (rows renormalised), and the blocks are multiplied, the last one on the left.
+    Returns (B, N): how much each patch feeds the class token (or, without one, the mean token).
+    """
+    rollout = None
+    for weights in attention:
+        mixed = 0.5 * np.asarray(weights, dtype=np.float64).mean(axis=1) + 0.5 * np.eye(weights.shape[-1])
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    if has_class_token:
+        return rollout[:, 0, 1:]
+    return rollout.mean(axis=1)
+
+
+def mean_attention_distance(attention, grid_size, patch_size, has_class_token=True):
+    """Mean attention distance in pixels, (L, k): Figure 7 (right) and Figure 11.
+
+    For each head, the distance between query and key patch centres weighted by the attention
+    weight, averaged over query patches and images. The class token has no position, so its row
+    and column are left out and each query's patch weights are renormalised.
+    """
+    rows, cols = np.divmod(np.arange(grid_size * grid_size), grid_size)
+    centres = np.stack([rows, cols], axis=1) * patch_size
+    distances = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)  # (N, N)
+    result = []
+    for weights in attention:
+        weights = np.asarray(weights, dtype=np.float64)
+        if has_class_token:
+            weights = weights[..., 1:, 1:]
+        weights = weights / weights.sum(axis=-1, keepdims=True)
+        result.append((weights * distances).sum(axis=-1).mean(axis=(0, 2)))  # mean over images, queries
+    return np.stack(result)
+
+
+def position_similarity(model):
+    """Cosine similarity of the learned position embeddings, (N, N): Figure 7 (centre)."""
+    table = keras.ops.convert_to_numpy(model.get_layer("position_embedding").position_embedding)[0]
+    if model.get_layer("pooling").mode == "token":
+        table = table[1:]  # the class token's row has no place on the grid
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    return unit @ unit.T
+
+
+def embedding_filter_components(model, count=28):
+    """The first principal components of the patch-embedding filters: Figure 7 (left).
+
+    Each of the D columns of E is a P x P x 3 filter; the components of those D filters are
+    returned as (count, P, P, 3) images scaled to [0, 1] each.
+    """
+    layer = model.get_layer("patch_embedding")
+    kernel = keras.ops.convert_to_numpy(layer.projection.kernel)  # (P^2 C, D)
+    filters = kernel.T - kernel.T.mean(axis=0)
+    _, _, components = np.linalg.svd(filters, full_matrices=False)
+    components = components[: min(count, len(components))]
+    low, high = components.min(axis=1, keepdims=True), components.max(axis=1, keepdims=True)
+    scaled = (components - low) / np.maximum(high - low, 1e-12)
+    return scaled.reshape(-1, layer.patch_size, layer.patch_size, 3)
+
+
+def grad_cam(model, images):
+    """Grad-CAM maps (B, h, w) in [0, 1] for each image's predicted class, for the ResNet baseline.
+
+    In this network the last activation A (B, h, w, K') is global-average-pooled and fed to one Dense
+    layer, so d logit_c / d A^k = W[k, c] / (h w) at every position: Grad-CAM's channel weights are
+    the head's weights, and no backward pass is needed (Grad-CAM equals CAM here; Selvaraju et al.
+    2017, section 3.1).
+    """
+    features_model = keras.Model(model.input, [model.get_layer("head_relu").output, model.output])
+    features, logits = (keras.ops.convert_to_numpy(t) for t in features_model(images))
+    kernel = keras.ops.convert_to_numpy(model.get_layer("head").kernel)  # (K', classes)
+    weights = kernel[:, logits.argmax(axis=1)].T / (features.shape[1] * features.shape[2])  # (B, K')
+    maps = np.maximum(np.einsum("bhwk,bk->bhw", features, weights), 0)
+    return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
+def flops_per_image(model):
+    """Forward-pass FLOPs of one image (2 per multiply-add), from the layers' shapes.
+
+    Counts the patch projection, dense layers, convolutions and the two attention matmuls; norms,
+    activations and softmax are left out, as is usual. ViT-B/16 at 224 px: 17.6 G multiply-adds.
+    """
+    return 2 * (_vit_multiply_adds(model) if _is_vit(model) else _cnn_multiply_adds(model))
+
+
+def _is_vit(model):
+    return any(isinstance(layer, vit_tf.PatchEmbedding) for layer in model.layers)
+
+
+def _vit_multiply_adds(model):
+    patches = model.get_layer("patch_embedding")
+    tokens = model.get_layer("position_embedding").position_embedding.shape[1]  # T = N (+ 1)
+    kernel = patches.projection.kernel.shape  # (P^2 C, D)
+    blocks = [layer for layer in model.layers if isinstance(layer, vit_tf.EncoderBlock)]
+    head = model.get_layer("head").kernel.shape
+    per_block = sum(
+        4 * tokens * block.hidden_dim**2  # q, k, v and output projections
+        + 2 * tokens * tokens * block.hidden_dim  # q k^T and A v
+        + 2 * tokens * block.hidden_dim * block.mlp_dim  # the MLP
+        for block in blocks
+    )
+    num_patches = tokens - (model.get_layer("pooling").mode == "token")
+    return num_patches * kernel[0] * kernel[1] + per_block + head[0] * head[1]
+
+
+def _cnn_multiply_adds(model):
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            height, width = layer.output.shape[1:3]
+            total += height * width * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return total

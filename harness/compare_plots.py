@@ -1,0 +1,100 @@
+"""Figures that set several runs side by side: curves, summary bars, per-class accuracy."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from harness.plots import save_figure
+
+COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def plot_training_curves(histories, labels, path):
+    """Loss and accuracy, training (solid) and validation (dashed), against epoch and wall-clock time.
+
+    histories: per run, a dict of column -> np.array from history.csv.
+    """
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for run, (history, label) in enumerate(zip(histories, labels)):
+        colour = COLOURS[run % len(COLOURS)]
+        seconds = np.cumsum(history["seconds"])
+        for row, metric in enumerate(("loss", "accuracy")):
+            for column, x in enumerate((history["epoch"], seconds)):
+                axis = axes[row, column]
+                axis.plot(x, history[metric], color=colour, label=f"{label} train")
+                if not np.all(np.isnan(history[f"val_{metric}"])):
+                    axis.plot(x, history[f"val_{metric}"], color=colour, linestyle="--", label=f"{label} validation")
+    for row, metric in enumerate(("loss", "accuracy")):
+        for column, x_label in enumerate(("epoch", "wall-clock seconds")):
+            axis = axes[row, column]
+            axis.set_xlabel(x_label)
+            axis.set_ylabel(metric)
+            axis.set_title(f"{metric} against {x_label}")
+            axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=9)
+    figure.suptitle("Training curves (solid: training split, dashed: validation split)")
+    return save_figure(figure, path)
+
+
+SUMMARY_BARS = (
+    ("params", "parameters", 1e6, "millions"),
+    ("flops_per_image", "FLOPs per image (forward)", 1e6, "millions"),
+    ("images_per_second", "training throughput", 1, "images / second"),
+    ("train_seconds", "training time", 1, "seconds"),
+    ("best_val_accuracy", "best validation accuracy", 0.01, "%"),
+    ("test_accuracy", "test accuracy", 0.01, "%"),
+)
+
+
+def plot_summary_bars(summaries, labels, path):
+    """One bar chart per summary figure, one bar per run."""
+    figure, axes = plt.subplots(2, 3, figsize=(13, 7))
+    positions = np.arange(len(labels))
+    for axis, (key, title, scale, unit) in zip(axes.flat, SUMMARY_BARS):
+        values = [(s.get(key) or 0) / scale for s in summaries]
+        bars = axis.bar(positions, values, color=[COLOURS[i % len(COLOURS)] for i in positions])
+        axis.bar_label(bars, fmt="%.3g", fontsize=9)
+        axis.set_xticks(positions, labels, rotation=15, ha="right")
+        axis.set_ylabel(unit)
+        axis.set_title(title)
+    figure.suptitle("Runs compared")
+    return save_figure(figure, path)
+
+
+def plot_per_class_accuracy(accuracies, labels, class_names, path):
+    """Grouped bars: each class's test accuracy, one bar per run."""
+    width = 0.8 / len(labels)
+    positions = np.arange(len(class_names))
+    figure, axis = plt.subplots(figsize=(max(8, 0.6 * len(class_names) * len(labels) + 2), 4.5))
+    for run, (values, label) in enumerate(zip(accuracies, labels)):
+        axis.bar(positions + run * width - 0.4 + width / 2, 100 * np.asarray(values), width, label=label,
+                 color=COLOURS[run % len(COLOURS)])
+    axis.set_xticks(positions, class_names, rotation=45 if len(class_names) > 10 else 0, ha="right")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_ylim(0, 100)
+    axis.set_title("Per-class test accuracy")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    return save_figure(figure, path)
+
+
+def plot_confusion_matrices(counts_per_run, labels, class_names, path):
+    """Row-normalised confusion matrices side by side."""
+    size = max(4.5, 0.4 * len(class_names) + 1.5)
+    figure, axes = plt.subplots(1, len(labels), figsize=(size * len(labels) + 1, size + 0.5), squeeze=False)
+    for axis, counts, label in zip(axes[0], counts_per_run, labels):
+        rows = counts.sum(axis=1, keepdims=True)
+        normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+        image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+        ticks = np.arange(len(class_names))
+        names = class_names if len(class_names) <= 30 else []
+        axis.set_xticks(ticks if names else [], names, rotation=45, ha="right")
+        axis.set_yticks(ticks if names else [], names)
+        axis.set_xlabel("predicted class")
+        axis.set_title(f"{label}: accuracy {100 * np.trace(counts) / counts.sum():.1f}%")
+    axes[0, 0].set_ylabel("true class")
+    figure.subplots_adjust(wspace=0.35, bottom=0.2)
+    figure.colorbar(image, ax=list(axes[0]), fraction=0.03, label="share of the true class")
+    figure.suptitle("Confusion matrices (rows sum to 1)")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

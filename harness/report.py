@@ -1,0 +1,227 @@
+"""visualize.py's work: compare any number of runs in figures and a report.md that embeds them."""
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+import vit_tf
+from harness import analysis, compare_plots, data, model_plots, plots
+from harness.evaluate_run import load_model, open_run, predict_probabilities
+from harness.evaluation import confusion_matrix
+
+EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
+ATTENTION_IMAGES = 128  # images averaged for mean attention distance, as the paper
+GALLERY_COLUMNS = 8
+
+
+@dataclasses.dataclass
+class RunResult:
+    label: str
+    config: dict
+    model: object
+    test: data.Split
+    probabilities: np.ndarray
+    history: dict
+    summary: dict
+
+    @property
+    def predictions(self):
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def is_vit(self):
+        return self.config["model"] == "vit"
+
+
+def read_history(run):
+    rows = run.read_history() if run.history_path.exists() else []
+    columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+    return {c: np.array([float(row[c]) if row.get(c) not in (None, "") else np.nan for row in rows]) for c in columns}
+
+
+def load_run_result(run_dir, label, batch_size=256):
+    run, config = open_run(run_dir)
+    model = load_model(run)
+    dataset = data.load_dataset(config["dataset"], config.get("data_dir"), config["image_size"])
+    probabilities, _ = predict_probabilities(model, dataset.test.images, batch_size)
+    metrics = run.read_metrics() if run.metrics_path.exists() else {}
+    summary = {
+        "params": model.count_params(),
+        "flops_per_image": analysis.flops_per_image(model),
+        "images_per_second": metrics.get("images_per_second"),
+        "train_seconds": metrics.get("train_seconds"),
+        "best_val_accuracy": metrics.get("best_val_accuracy"),
+        "test_accuracy": float(np.mean(probabilities.argmax(axis=1) == dataset.test.labels)),
+        "dataset": dataset.name,
+        "epochs": config["epochs"],
+    }
+    return RunResult(label, config, model, dataset.test, probabilities, read_history(run), summary)
+
+
+def run_labels(run_dirs):
+    """Short unique labels such as "vit vit_cifar_mini", numbered when two runs share one."""
+    labels = []
+    for run_dir in run_dirs:
+        config = open_run(run_dir)[1]
+        label = f"{config['model']} {config['preset']}"
+        labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
+    return labels
+
+
+def most_confused_pairs(counts, class_names, top=5):
+    off_diagonal = counts.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    order = np.argsort(-off_diagonal, axis=None)[:top]
+    return [(class_names[i], class_names[j], int(off_diagonal[i, j])) for i, j in zip(*np.unravel_index(order, counts.shape))
+            if off_diagonal[i, j] > 0]
+
+
+def evidence_maps(result, indices):
+    """Attention rollout for a ViT, Grad-CAM for the CNN, on the given test images."""
+    images = result.test.images[indices].astype("float32")
+    if result.is_vit:
+        _, attention = vit_tf.encoder_outputs(result.model, images)
+        token = result.model.get_layer("pooling").mode == "token"
+        rollout = analysis.attention_rollout([np.asarray(a) for a in attention], has_class_token=token)
+        grid = int(round(np.sqrt(rollout.shape[1])))
+        maps = rollout.reshape(-1, grid, grid)
+        return maps / maps.max(axis=(1, 2), keepdims=True), "attention rollout"
+    return analysis.grad_cam(result.model, images), "Grad-CAM"
+
+
+def _same_test_set(results):
+    first = results[0].test
+    return all(np.array_equal(r.test.labels, first.labels) and r.test.images.shape[0] == first.images.shape[0]
+               for r in results)
+
+
+def write_report(run_dirs, out_dir, batch_size=256):
+    """Writes the comparison figures and out_dir/report.md; returns the report's path."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = run_labels(run_dirs)
+    results = [load_run_result(d, label, batch_size) for d, label in zip(run_dirs, labels)]
+    class_names = results[0].config["class_names"]
+    figures = {}  # section title -> (file name, caption)
+
+    figures["Training curves"] = (compare_plots.plot_training_curves(
+        [r.history for r in results], labels, out / "training_curves.png").name,
+        "Loss and accuracy on the training split (solid, with augmentation) and the validation split (dashed).")
+    figures["Summary"] = (compare_plots.plot_summary_bars([r.summary for r in results], labels,
+                                                           out / "summary.png").name,
+                          "FLOPs are analytic forward-pass counts (2 per multiply-add).")
+    counts = [confusion_matrix(r.test.labels, r.predictions, len(class_names)) for r in results]
+    figures["Confusion matrices"] = (compare_plots.plot_confusion_matrices(
+        counts, labels, class_names, out / "confusion_matrices.png").name, "Rows are true classes and sum to 1.")
+    per_class = [np.diag(c) / np.maximum(c.sum(axis=1), 1) for c in counts]
+    figures["Per-class accuracy"] = (compare_plots.plot_per_class_accuracy(
+        per_class, labels, class_names, out / "per_class_accuracy.png").name, "Share of each class's test images classified correctly.")
+    figures["Most confident mistakes"] = (_mistakes_gallery(results, class_names, out / "misclassified.png").name,
+                                          "Each run's most confidently wrong test images: true → predicted (confidence).")
+
+    shared_test = _same_test_set(results)
+    if shared_test and len(results) >= 2:
+        for a, b in ((results[0], results[1]), (results[1], results[0])):
+            name = f"right_{a.config['model']}_wrong_{b.config['model']}.png"
+            figures[f"{a.label} right, {b.label} wrong"] = (
+                _disagreement_gallery(a, b, class_names, out / name).name,
+                f"Test images {a.label} classifies correctly and {b.label} does not, with {b.label}'s answer.")
+    indices = np.linspace(0, len(results[0].test) - 1, EVIDENCE_IMAGES).astype(int)
+    maps, map_labels, captions = [], [], []
+    for result in results:
+        result_maps, method = evidence_maps(result, indices)
+        maps.append(result_maps)
+        map_labels.append(f"{result.label} ({method})")
+        captions.append([f"{class_names[p]} ({result.probabilities[i, p]:.2f})"
+                         for i, p in zip(indices, result.predictions[indices])])
+    figures["Where each model looks"] = (model_plots.plot_evidence_maps(
+        results[0].test.images[indices], [f"true: {class_names[k]}" for k in results[0].test.labels[indices]],
+        maps, map_labels, captions, out / "evidence_maps.png",
+        "Evidence: attention rollout (ViT) and Grad-CAM (CNN), with each model's prediction").name,
+        "The same test images for every run. Rollout: heads averaged, 0.5 A + 0.5 I per block, blocks multiplied, "
+        "class-token row. Grad-CAM: for this ResNet it equals CAM, the head's weights on the last activation.")
+    for result in results:
+        if result.is_vit:
+            figures.update(_vit_figures(result, out))
+
+    report = out / "report.md"
+    report.write_text(_markdown(results, figures, counts, class_names, shared_test))
+    return report
+
+
+def _mistakes_gallery(results, class_names, path):
+    images, titles = [], []
+    for result in results:
+        wrong = np.flatnonzero(result.predictions != result.test.labels)
+        confidence = result.probabilities[wrong, result.predictions[wrong]]
+        chosen = wrong[np.argsort(-confidence, kind="stable")][:GALLERY_COLUMNS]
+        padding = GALLERY_COLUMNS - len(chosen)
+        images += [result.test.images[i] for i in chosen] + [np.full_like(result.test.images[0], 255)] * padding
+        titles += [f"{result.label}:\n{class_names[result.test.labels[i]]} {plots.ARROW} "
+                   f"{class_names[result.predictions[i]]} ({result.probabilities[i, result.predictions[i]]:.2f})"
+                   for i in chosen] + [""] * padding
+    return plots.plot_image_gallery(images, titles, path, "Most confident mistakes, one row per run",
+                                    columns=GALLERY_COLUMNS)
+
+
+def _disagreement_gallery(right, wrong, class_names, path):
+    found = np.flatnonzero((right.predictions == right.test.labels) & (wrong.predictions != wrong.test.labels))
+    confidence = wrong.probabilities[found, wrong.predictions[found]]
+    chosen = found[np.argsort(-confidence, kind="stable")][: 2 * GALLERY_COLUMNS]  # the wrong model's surest errors
+    titles = [f"{class_names[right.test.labels[i]]}; {wrong.config['model']} said\n"
+              f"{class_names[wrong.predictions[i]]} ({wrong.probabilities[i, wrong.predictions[i]]:.2f})" for i in chosen]
+    return plots.plot_image_gallery([right.test.images[i] for i in chosen], titles, path,
+                                    f"{right.label} right, {wrong.label} wrong: {len(found)} images, "
+                                    f"the {len(chosen)} where {wrong.label} was surest shown",
+                                    columns=GALLERY_COLUMNS)
+
+
+def _vit_figures(result, out):
+    model, config = result.model, result.config["model_config"]
+    prefix = result.label.replace(" ", "_").replace("#", "")
+    patch, size = config["patch_size"], config["image_size"]
+    grid = size // patch
+    token = config["classifier"] == "token"
+    _, attention = vit_tf.encoder_outputs(model, result.test.images[:ATTENTION_IMAGES].astype("float32"))
+    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, patch, token)
+    return {
+        f"{result.label}: the input as patches": (model_plots.plot_patches(
+            result.test.images[0], patch, out / f"{prefix}_patches.png").name,
+            "Eq. 1 cuts each image into N = HW/P² patches, read in row-major order."),
+        f"{result.label}: patch-embedding filters": (model_plots.plot_embedding_filters(
+            analysis.embedding_filter_components(model), out / f"{prefix}_embedding_filters.png").name,
+            "Principal components of the D learned filters of E, each scaled to [0, 1] (paper Figure 7, left)."),
+        f"{result.label}: position embedding similarity": (model_plots.plot_position_similarity(
+            analysis.position_similarity(model), grid, out / f"{prefix}_position_similarity.png").name,
+            "Tile (r, c): cosine similarity of patch (r, c)'s position embedding to every patch's (Figure 7, centre)."),
+        f"{result.label}: mean attention distance": (model_plots.plot_attention_distance(
+            distances, size, out / f"{prefix}_attention_distance.png").name,
+            f"Per head, attention-weighted pixel distance between patches, over {min(ATTENTION_IMAGES, len(result.test))} "
+            "test images; the class token is left out (Figure 7, right)."),
+    }
+
+
+def _markdown(results, figures, counts, class_names, shared_test):
+    lines = ["# ViT vs CNN: run comparison", "",
+             f"Dataset: {results[0].summary['dataset']}, {len(results[0].test)} test images, "
+             f"{len(class_names)} classes.", "",
+             "| run | params | FLOPs / image | train img/s | train time (s) | epochs | best val acc | test acc |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = r.summary
+        number = lambda v, fmt: "n/a" if v is None else format(v, fmt)  # noqa: E731
+        best_val = "n/a" if s["best_val_accuracy"] is None else f"{100 * s['best_val_accuracy']:.2f}%"
+        lines.append(f"| {r.label} | {s['params']:,} | {s['flops_per_image'] / 1e6:,.1f} M | "
+                     f"{number(s['images_per_second'], ',.1f')} | {number(s['train_seconds'], ',.1f')} | {s['epochs']} | "
+                     f"{best_val} | {100 * s['test_accuracy']:.2f}% |")
+    lines += ["", "Test accuracy is recomputed here from each saved model; it equals the run's metrics.json.", ""]
+    lines += ["## Most confused class pairs", "", "| run | true → predicted (images) |", "|---|---|"]
+    for r, c in zip(results, counts):
+        pairs = ", ".join(f"{t} → {p} ({n})" for t, p, n in most_confused_pairs(c, class_names))
+        lines.append(f"| {r.label} | {pairs or 'none'} |")
+    if not shared_test:
+        lines += ["", "The runs used different test sets, so there is no disagreement gallery."]
+    for title, (file_name, caption) in figures.items():
+        lines += ["", f"## {title}", "", caption, "", f"![{title}]({file_name})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,140 @@
+"""visualize.py: the paper's analyses against hand computations, every figure, and report.md."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnn_baseline
+import vit_tf
+from harness import analysis, compare_plots, model_plots
+from harness.report import write_report
+from test_cli import run_train
+
+
+def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():
+    model = vit_tf.build_vit("vit_test", num_layers=1)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    _, (attention,) = vit_tf.encoder_outputs(model, images)
+    attention = keras.ops.convert_to_numpy(attention)  # (B, k, 65, 65), rows sum to 1
+    by_hand = 0.5 * attention.mean(axis=1) + 0.5 * np.eye(65)  # rows still sum to 1
+    np.testing.assert_allclose(analysis.attention_rollout([attention]), by_hand[:, 0, 1:], rtol=1e-6)
+
+
+def test_attention_rollout_multiplies_later_blocks_on_the_left():
+    rng = np.random.default_rng(1)
+    blocks = [rng.dirichlet(np.ones(3), size=(1, 2, 3)) for _ in range(2)]
+    mixed = [0.5 * b.mean(axis=1)[0] + 0.5 * np.eye(3) for b in blocks]
+    np.testing.assert_allclose(analysis.attention_rollout(blocks)[0], (mixed[1] @ mixed[0])[0, 1:], rtol=1e-10)
+
+
+def test_mean_attention_distance_of_local_and_uniform_heads():
+    grid, patch = 4, 8
+    tokens = grid * grid + 1
+    local = np.eye(tokens)[None, None]  # each patch attends to itself: distance 0
+    uniform = np.full((1, 1, tokens, tokens), 1 / tokens)
+    distances = analysis.mean_attention_distance([np.concatenate([local, uniform], axis=1)], grid, patch)
+    rows, cols = np.divmod(np.arange(16), 4)
+    all_pairs = np.hypot(rows[:, None] - rows[None], cols[:, None] - cols[None]) * patch
+    np.testing.assert_allclose(distances, [[0.0, all_pairs.mean()]], rtol=1e-10)
+
+
+def test_position_similarity_and_filter_components():
+    model = vit_tf.build_vit("vit_test")
+    similarity = analysis.position_similarity(model)
+    assert similarity.shape == (64, 64)  # the class token's row is left out
+    np.testing.assert_allclose(np.diag(similarity), 1.0, rtol=1e-5)
+    components = analysis.embedding_filter_components(model)
+    assert components.shape == (16, 4, 4, 3)  # at most D = 16 components
+    assert components.min() >= 0 and components.max() <= 1
+
+
+def test_grad_cam_equals_the_gradient_definition():
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("uses tf.GradientTape")
+    model = cnn_baseline.build_cnn("resnet_test")
+    images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    features_model = keras.Model(model.input, [model.get_layer("head_relu").output, model.output])
+
+    @tf.function  # eagerly, TF 2.21's oneDNN kernels crash on this gradient (double free) on some CPUs
+    def features_and_gradients(images):
+        with tf.GradientTape() as tape:
+            features, logits = features_model(images)
+            chosen = tf.reduce_sum(logits * tf.one_hot(tf.argmax(logits, axis=1), logits.shape[1]))
+        return features, tape.gradient(chosen, features)
+
+    features, gradients = features_and_gradients(images)
+    weights = tf.reduce_mean(gradients, axis=(1, 2))  # alpha_k: the mean gradient of each channel
+    maps = tf.nn.relu(tf.einsum("bhwk,bk->bhw", features, weights)).numpy()
+    maps /= maps.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(analysis.grad_cam(model, images), maps, rtol=1e-4, atol=1e-6)
+
+
+def test_flops_match_published_counts():
+    assert analysis.flops_per_image(vit_tf.build_vit("vit_b16", num_classes=1000)) / 2 == pytest.approx(17.56e9, rel=1e-3)
+    assert analysis.flops_per_image(cnn_baseline.build_cnn("resnet20")) / 2 == pytest.approx(40.8e6, rel=1e-2)
+
+
+def _history(seed):
+    rng = np.random.default_rng(seed)
+    epochs = np.arange(1, 6)
+    return {"epoch": epochs, "seconds": rng.uniform(1, 2, 5), "loss": rng.uniform(1, 2, 5),
+            "accuracy": rng.uniform(0, 1, 5), "val_loss": rng.uniform(1, 2, 5), "val_accuracy": rng.uniform(0, 1, 5)}
+
+
+def _summary(seed):
+    rng = np.random.default_rng(seed)
+    return {key: float(rng.uniform(1, 100)) for key, *_ in compare_plots.SUMMARY_BARS}
+
+
+PLOTS = {
+    "training_curves": lambda seed, path: compare_plots.plot_training_curves([_history(seed)], ["run"], path),
+    "summary": lambda seed, path: compare_plots.plot_summary_bars([_summary(seed), _summary(seed + 1)], ["a", "b"], path),
+    "per_class": lambda seed, path: compare_plots.plot_per_class_accuracy(
+        [np.random.default_rng(seed).uniform(0, 1, 3)], ["run"], ["x", "y", "z"], path),
+    "confusion_matrices": lambda seed, path: compare_plots.plot_confusion_matrices(
+        [np.random.default_rng(seed).integers(0, 9, (3, 3))] * 2, ["a", "b"], ["x", "y", "z"], path),
+    "patches": lambda seed, path: model_plots.plot_patches(
+        np.random.default_rng(seed).integers(0, 256, (16, 16, 3)), 4, path),
+    "filters": lambda seed, path: model_plots.plot_embedding_filters(
+        np.random.default_rng(seed).uniform(0, 1, (5, 4, 4, 3)), path),
+    "position_similarity": lambda seed, path: model_plots.plot_position_similarity(
+        np.random.default_rng(seed).uniform(-1, 1, (16, 16)), 4, path),
+    "attention_distance": lambda seed, path: model_plots.plot_attention_distance(
+        np.random.default_rng(seed).uniform(0, 32, (3, 2)), 32, path),
+    "evidence": lambda seed, path: model_plots.plot_evidence_maps(
+        np.random.default_rng(seed).integers(0, 256, (2, 16, 16, 3)), ["a", "b"],
+        [np.random.default_rng(seed).uniform(0, 1, (2, 4, 4))], ["run"], [["p", "q"]], path, "evidence"),
+}
+
+
+@pytest.mark.parametrize("name", list(PLOTS))
+def test_each_figure_is_a_png_that_depends_on_its_input(tmp_path, name):
+    first, second = PLOTS[name](0, tmp_path / "first.png"), PLOTS[name](1, tmp_path / "second.png")
+    assert first.stat().st_size > 5_000
+    assert not np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
+
+
+def test_report_compares_a_vit_and_a_cnn_run(image_folder, tmp_path):
+    runs = []
+    for model, preset in (("vit", "vit_test"), ("cnn", "resnet_test")):
+        run_dir = tmp_path / model
+        result = run_train("--model", model, "--preset", preset, "--data-dir", image_folder, "--epochs", 2,
+                           "--batch-size", 4, "--run-dir", run_dir)
+        assert result.returncode == 0, result.stderr
+        runs.append(run_dir)
+    report = write_report(runs, tmp_path / "report")
+    text = report.read_text()
+    for run_dir, label in zip(runs, ("vit vit_test", "cnn resnet_test")):
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+        assert f"{metrics['params']:,}" in row
+        assert f"{100 * metrics['test_accuracy']:.2f}%" in row
+        assert f"{metrics['images_per_second']:,.1f}" in row and f"{metrics['train_seconds']:,.1f}" in row
+    figures = [line.split("(")[-1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert len(figures) >= 11
+    for name in figures:
+        assert (tmp_path / "report" / name).stat().st_size > 5_000
