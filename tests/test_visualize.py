@@ -1,6 +1,8 @@
 """visualize.py: the paper's analyses against hand computations, every figure, and report.md."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -10,8 +12,7 @@ from PIL import Image
 import cnn_baseline
 import vit_tf
 from harness import analysis, compare_plots, model_plots
-from harness.report import write_report
-from test_cli import run_train
+from test_cli import REPO
 
 
 def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():
@@ -118,18 +119,19 @@ def test_each_figure_is_a_png_that_depends_on_its_input(tmp_path, name):
     assert not np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
 
 
-def test_report_compares_a_vit_and_a_cnn_run(image_folder, tmp_path):
-    runs = []
-    for model, preset in (("vit", "vit_test"), ("cnn", "resnet_test")):
-        run_dir = tmp_path / model
-        result = run_train("--model", model, "--preset", preset, "--data-dir", image_folder, "--epochs", 2,
-                           "--batch-size", 4, "--run-dir", run_dir)
-        assert result.returncode == 0, result.stderr
-        runs.append(run_dir)
-    report = write_report(runs, tmp_path / "report")
-    text = report.read_text()
-    for run_dir, label in zip(runs, ("vit vit_test", "cnn resnet_test")):
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
+    """compare.py end to end; report.md must carry each run's own metrics.json numbers."""
+    out = tmp_path / "comparison"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "compare.py"), "--data-dir", str(image_folder), "--vit-preset", "vit_test",
+         "--cnn-preset", "resnet_test", "--epochs", "2", "--batch-size", "4", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (out / "report" / "report.md").read_text()
+    for model, label in (("vit", "vit vit_test"), ("cnn", "cnn resnet_test")):
+        metrics = json.loads((out / model / "metrics.json").read_text())
+        assert (out / model / "eval" / "confusion_matrix.png").exists()
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
         assert f"{metrics['params']:,}" in row
         assert f"{100 * metrics['test_accuracy']:.2f}%" in row
@@ -137,4 +139,4 @@ def test_report_compares_a_vit_and_a_cnn_run(image_folder, tmp_path):
     figures = [line.split("(")[-1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     assert len(figures) >= 11
     for name in figures:
-        assert (tmp_path / "report" / name).stat().st_size > 5_000
+        assert (out / "report" / name).stat().st_size > 5_000
