@@ -41,10 +41,6 @@ class ImageDataset:
     def num_classes(self):
         return len(self.class_names)
 
-    @property
-    def image_size(self):
-        return self.train.images.shape[1]
-
 
 def split_validation(train, fraction, seed):
     """Carves a random validation split off `train`; returns (train, validation).
