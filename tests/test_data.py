@@ -171,3 +171,65 @@ def test_tfds_download_impossible_gives_a_clear_error(monkeypatch):
 def test_unknown_dataset_name():
     with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")
+
+
+def test_an_archived_image_folder_is_extracted_once_and_loaded(image_folder, tmp_path, monkeypatch):
+    import tarfile
+
+    from harness.data import archives
+
+    monkeypatch.setattr(archives, "CACHE", tmp_path / "cache")
+    archive = tmp_path / "pets.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(image_folder, arcname="pets")  # one top folder, as downloads usually have
+    dataset = load_dataset(data_dir=archive)
+    assert dataset.name == "pets" and dataset.class_names == ["cat", "dog", "frog"] and len(dataset.train) == 18
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    load_dataset(data_dir=archive)  # the second time reads the cache
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def _tar_with(path, member):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("absolute", "is an absolute path"), ("dotdot", "is a '..' component"), ("symlink", "is a link")],
+)
+def test_a_malicious_tar_archive_is_refused(tmp_path, monkeypatch, kind, message):
+    import tarfile
+
+    from harness.data import archives
+
+    monkeypatch.setattr(archives, "CACHE", tmp_path / "cache")
+    member = tarfile.TarInfo({"absolute": "/tmp/evil.txt", "dotdot": "train/../../evil.txt",
+                              "symlink": "train/cat/link.png"}[kind])
+    if kind == "symlink":
+        member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    else:
+        member.size = 1
+    archive = tmp_path / "evil.tar.gz"
+    _tar_with(archive, member)
+    with pytest.raises(UserError, match=f"refusing to extract .*{message}"):
+        load_dataset(data_dir=archive)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_a_malicious_zip_archive_is_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    from harness.data import archives
+
+    monkeypatch.setattr(archives, "CACHE", tmp_path / "cache")
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        opened.writestr("train/cat/ok.txt", "fine")
+        opened.writestr("../../outside.txt", "escaped")
+    with pytest.raises(UserError, match="member '../../outside.txt' is a '..' component"):
+        load_dataset(data_dir=archive)
+    assert not (tmp_path.parent / "outside.txt").exists()

@@ -4,10 +4,12 @@
     load_dataset("cifar10") / ("cifar100")      # TensorFlow Datasets download
     load_dataset(data_dir="path/to/folder")     # DIR/train/<class>/*, DIR/test/<class>/*
     load_dataset(data_dir="cifar-10-batches-py")  # the original CIFAR python batches
+    load_dataset(data_dir="images.tar.gz")      # either of those, as a .tar.gz/.tgz/.tar/.zip archive
 """
 
 import pathlib
 
+from harness.data.archives import extract_archive, is_archive
 from harness.data.cifar_batches import detect_layout, load_cifar_batches
 from harness.data.dataset import ImageDataset, Split, split_validation
 from harness.data.folder import is_image_folder, load_image_folder
@@ -39,8 +41,12 @@ def load_dataset(name=None, data_dir=None, image_size=32):
 def _load_directory(directory, image_size, name):
     if not directory.exists():
         raise UserError(f"--data-dir {directory} does not exist")
+    if is_archive(directory):
+        return _load_directory(extract_archive(directory), image_size, name or directory.name.split(".")[0])
     if not directory.is_dir():
-        raise UserError(f"--data-dir {directory} is a file; give the folder that holds train/ and test/")
+        raise UserError(
+            f"--data-dir {directory} is a file; give the folder that holds train/ and test/ (or a .tar.gz/.zip of it)"
+        )
     for candidate in (directory, *sorted(p for p in directory.iterdir() if p.is_dir())):
         if detect_layout(candidate):  # also finds cifar-10-batches-py/ inside the given folder
             return load_cifar_batches(candidate, image_size, name)

@@ -1,0 +1,76 @@
+"""Datasets given as .tar.gz / .tgz / .tar / .zip archives, extracted once, safely, into a cache.
+
+Before anything is written, every member is checked: an absolute path, a `..` component, a link
+or a device file is refused. (Python's "data" extraction filter then applies as a second guard.)
+"""
+
+import hashlib
+import os
+import pathlib
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+
+from harness.errors import UserError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+CACHE = pathlib.Path(os.environ.get("VIT_DATA_CACHE", pathlib.Path.home() / ".cache" / "vit-from-scratch"))
+
+
+def is_archive(path):
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _unsafe_reason(name, is_link=False, is_special=False):
+    parts = pathlib.PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (parts and ":" in parts[0]):
+        return "an absolute path"
+    if ".." in parts:
+        return "a '..' component"
+    if is_link:
+        return "a link"
+    if is_special:
+        return "a device or other special file"
+    return None
+
+
+def _check_members(archive):
+    """Raises UserError naming the first unsafe member."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as opened:
+            members = [(info.filename, stat.S_ISLNK(info.external_attr >> 16), False) for info in opened.infolist()]
+    else:
+        with tarfile.open(archive) as opened:
+            members = [(m.name, m.issym() or m.islnk(), not (m.isfile() or m.isdir())) for m in opened.getmembers()]
+    for name, is_link, is_special in members:
+        reason = _unsafe_reason(name, is_link, is_special and not is_link)
+        if reason:
+            raise UserError(f"refusing to extract {archive}: member {name!r} is {reason}")
+
+
+def extract_archive(archive):
+    """The folder holding the archive's contents (extracted on first use); the top folder if single."""
+    archive = pathlib.Path(archive)
+    try:
+        _check_members(archive)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise UserError(f"{archive} is not a readable .tar.gz/.tar/.zip archive ({error})") from None
+    digest = hashlib.sha256(f"{archive.resolve()}:{archive.stat().st_size}:{archive.stat().st_mtime_ns}".encode())
+    target = CACHE / f"{archive.name.split('.')[0]}-{digest.hexdigest()[:12]}"
+    if not target.is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".extracting-"))
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as opened:
+                    opened.extractall(staging)
+            else:
+                with tarfile.open(archive) as opened:
+                    opened.extractall(staging, filter="data")
+            os.replace(staging, target)  # a crash mid-extraction leaves only a hidden staging folder
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    children = [p for p in target.iterdir() if not p.name.startswith(".")]
+    return children[0] if len(children) == 1 and children[0].is_dir() else target
