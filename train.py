@@ -3,6 +3,7 @@
     python train.py --model vit --preset vit_cifar_mini --epochs 10   # embedded CIFAR-10 sample
     python train.py --model cnn --dataset cifar10                     # full CIFAR-10 via TFDS
     python train.py --model vit --data-dir path/to/images             # DIR/train/<class>, DIR/test/<class>
+    python train.py --resume runs/RUN                                 # continue a killed run
 """
 
 import argparse
@@ -62,7 +63,14 @@ def parse_args(argv=None):
                         help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU")
     parser.add_argument("--run-dir", help="where to write the run (default: runs/<recipe>-<timestamp>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a killed run from its last finished epoch, with the settings it started with")
     args = parser.parse_args(argv)
+    if args.resume:
+        others = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k != "resume" and v != parser.get_default(k))
+        if others:
+            parser.error(f"--resume uses the run's own settings; drop {', '.join(others)}")
+        return args
     family = MODEL_FAMILIES[args.model]
     if args.preset is not None and args.preset not in family.presets:
         parser.error(f"unknown {args.model} preset {args.preset!r}; choose one of: {presets[args.model]}")
@@ -72,11 +80,14 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k != "overwrite"}
-    from harness.trainer import train  # imported late: it loads Keras and TensorFlow
+    options = {k: v for k, v in vars(args).items() if k not in ("overwrite", "resume")}
+    from harness.trainer import resume, train  # imported late: it loads Keras and TensorFlow
 
     try:
-        train(TrainConfig(**options), overwrite=args.overwrite)
+        if args.resume:
+            resume(args.resume)
+        else:
+            train(TrainConfig(**options), overwrite=args.overwrite)
     except ValueError as error:  # from model builders, e.g. an image size the patch size does not divide
         raise UserError(str(error)) from None
 

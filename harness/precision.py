@@ -50,3 +50,14 @@ def resolve_precision(requested):
         print(f"warning: --precision {requested} needs a GPU; none found, using float32", file=sys.stderr)
         return "float32"
     return requested
+
+
+def describe_device():
+    """"GPU (compute capability 9.0)" or "CPU (x86_64, 2 cores)", for manifests and reports."""
+    capability = gpu_compute_capability()
+    if capability is not None:
+        return f"GPU (compute capability {'.'.join(map(str, capability))})"
+    import os
+    import platform
+
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"

@@ -1,9 +1,11 @@
 """Run directories: everything one training run leaves behind, in files other tools can read.
 
-    config.json    every resolved setting (written first)
-    history.csv    one row per finished epoch (appended as training goes)
-    model.keras    the trained model, preprocessing included
-    metrics.json   test accuracy and loss, parameters, timing (written last: the run is finished)
+    config.json            every resolved setting (written first)
+    manifest.json          command line, versions, device, dataset fingerprint, git commit
+    history.csv            one row per finished epoch (appended as training goes)
+    checkpoint.weights.h5  weights and optimizer state after the last finished epoch (while training)
+    model.keras            the trained model, preprocessing included
+    metrics.json           test accuracy and loss, parameters, timing (written last: the run is finished)
 """
 
 import csv
@@ -11,6 +13,9 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
+
+import keras
 
 from harness.errors import UserError
 
@@ -42,6 +47,8 @@ class RunDirectory:
         self.history_path = self.path / "history.csv"
         self.model_path = self.path / "model.keras"
         self.metrics_path = self.path / "metrics.json"
+        self.manifest_path = self.path / "manifest.json"
+        self.checkpoint_path = self.path / "checkpoint.weights.h5"
 
     def check_available(self, overwrite=False):
         """Raises unless the folder is new, empty, or may be overwritten."""
@@ -56,8 +63,10 @@ class RunDirectory:
     def create(cls, path, overwrite=False):
         run = cls(path)
         run.check_available(overwrite)
-        for old in (run.config_path, run.history_path, run.model_path, run.metrics_path):
+        for old in (run.config_path, run.history_path, run.model_path, run.metrics_path, run.manifest_path,
+                    run.checkpoint_path):
             old.unlink(missing_ok=True)
+        shutil.rmtree(run.path / "eval", ignore_errors=True)
         run.path.mkdir(parents=True, exist_ok=True)
         return run
 
@@ -83,6 +92,36 @@ class RunDirectory:
         temporary = self.path / "model.partial.keras"
         model.save(temporary)
         os.replace(temporary, self.model_path)
+
+    def save_checkpoint(self, model):
+        """Weights and optimizer state (its step count included), replaced atomically."""
+        temporary = self.path / "checkpoint.partial.weights.h5"
+        model.save_weights(temporary)
+        os.replace(temporary, self.checkpoint_path)
+
+    def restore_checkpoint(self, model, steps_per_epoch):
+        """Loads the checkpoint into a compiled model; returns the number of completed epochs.
+
+        The optimizer's step count says how many epochs the checkpoint holds. History rows past it
+        (an epoch killed between its row and its checkpoint) are dropped, to be trained again.
+        """
+        if not self.checkpoint_path.exists():
+            completed = 0
+        else:
+            model.optimizer.build(model.trainable_variables)
+            try:
+                model.load_weights(self.checkpoint_path)
+            except (OSError, ValueError) as error:
+                raise UserError(f"{self.checkpoint_path} cannot be read ({error}); start the run again") from None
+            completed = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) // steps_per_epoch
+        rows = self.read_history()[:completed] if self.history_path.exists() else []
+        self.history_path.unlink(missing_ok=True)
+        for row in rows:
+            self.append_history(row)
+        return completed
+
+    def remove_checkpoint(self):
+        self.checkpoint_path.unlink(missing_ok=True)
 
     def write_metrics(self, metrics):
         write_json(self.metrics_path, metrics)

@@ -1,6 +1,11 @@
-"""Training one model on one dataset, from a `TrainConfig` to a finished run directory."""
+"""Training one model on one dataset, from a `TrainConfig` to a finished run directory.
+
+A run checkpoints after every epoch, so `resume(run_dir)` continues a killed run from its last
+completed epoch; with the same seed on a CPU, the resumed run ends exactly as an uninterrupted one.
+"""
 
 import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -8,12 +13,12 @@ import time
 import keras
 
 from harness import data, pipeline
-from harness.augment import build_augmentation
 from harness.config import TrainConfig
 from harness.errors import UserError
+from harness.manifest import build_manifest
 from harness.models import MODEL_FAMILIES
-from harness.precision import resolve_precision
-from harness.run_dir import RunDirectory, default_run_name
+from harness.precision import describe_device, gpu_compute_capability, resolve_precision
+from harness.run_dir import RunDirectory, default_run_name, write_json
 
 # Weights that get no weight decay besides biases and normalisation scales (all of rank < 2).
 NO_DECAY_NAMES = ("class_token", "position_embedding")
@@ -48,13 +53,49 @@ def build_optimizer(config, model, steps_per_epoch):
     return optimizer
 
 
-class EpochLogger(keras.callbacks.Callback):
-    """Appends one history.csv row per epoch, timing the training part apart from validation."""
+def seed_everything(seed):
+    """Seeds Python, numpy and the backend; on a CPU with TensorFlow, also makes its ops deterministic.
 
-    def __init__(self, run, train_images):
+    Returns whether the run is bit-reproducible (CPU). GPU kernels are left fast, not deterministic.
+    """
+    keras.utils.set_random_seed(seed)
+    if gpu_compute_capability() is not None:
+        return False
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    return True
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite, and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss) and self.failure is None:
+            self.failure = (self.epoch + 1, batch + 1, loss)
+            self.model.stop_training = True
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """After each epoch: one history.csv row, then a checkpoint (the order `resume` relies on).
+
+    Times the training part of each epoch apart from validation.
+    """
+
+    def __init__(self, run, train_images, guard):
         super().__init__()
         self.run = run
         self.train_images = train_images
+        self.guard = guard
         self.train_seconds = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -65,6 +106,8 @@ class EpochLogger(keras.callbacks.Callback):
         self.train_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard.failure:  # the epoch did not finish: keep the last good checkpoint
+            return
         now = time.perf_counter()
         train_seconds = (self.train_end or now) - self.epoch_start
         self.train_seconds.append(train_seconds)
@@ -78,9 +121,12 @@ class EpochLogger(keras.callbacks.Callback):
                 "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
             }
         )
+        self.run.save_checkpoint(self.model)
 
     def steady_images_per_second(self):
         """Training throughput of a typical epoch; the first includes compilation, so it is left out."""
+        if not self.train_seconds:
+            return None
         seconds = self.train_seconds[1:] or self.train_seconds
         return self.train_images / statistics.median(seconds)
 
@@ -105,66 +151,102 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
     config = dataclasses.replace(config, image_size=image_size)
     if config.run_dir:  # refuse an occupied folder before the data loads, which can take a while
         RunDirectory(config.run_dir).check_available(overwrite)
-
-    keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config.precision)
-    keras.mixed_precision.set_global_policy(precision)
-
     dataset = data.load_dataset(config.dataset, config.data_dir, image_size)
     run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
-    config = dataclasses.replace(config, run_dir=str(run.path))
+    return _train_in(run, dataclasses.replace(config, run_dir=str(run.path)), dataset, verbose=verbose)
+
+
+def resume(run_dir, verbose=None):
+    """Continues a killed run from its last completed epoch, with its optimizer state and history."""
+    run = RunDirectory(run_dir)
+    if not run.config_path.is_file():
+        raise UserError(f"{run.path} is not a run directory (no config.json); --resume takes a folder train.py wrote")
+    if run.metrics_path.exists():
+        raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
+    saved = run.read_config()
+    config = TrainConfig(**{field.name: saved[field.name] for field in dataclasses.fields(TrainConfig)})
+    dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
+    return _train_in(run, config, dataset, resuming=True, verbose=verbose)
+
+
+def _train_in(run, config, dataset, resuming=False, verbose=None):
+    family = MODEL_FAMILIES[config.model]
+    deterministic = seed_everything(config.seed)
+    precision = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(precision)
     train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
-    model = family.build(config.preset, image_size=image_size, num_classes=dataset.num_classes)
+    model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes)
     print_parameters(model, family.parameter_breakdown(model))
-
-    run.write_config(
-        {
-            **config.to_dict(),
-            "dataset": dataset.name,
-            "resolved_precision": precision,
-            "backend": keras.backend.backend(),
-            "keras_version": keras.__version__,
-            "model_config": family.resolve_config(config.preset, image_size, dataset.num_classes),
-            "class_names": dataset.class_names,
-            "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
-            "params": model.count_params(),
-        }
-    )
-    print(
-        f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
-        f"{len(val_split)} validation / {len(dataset.test)} test images at {image_size}x{image_size}; "
-        f"precision {precision}; run directory {run.path}"
-    )
-
-    batches = lambda split, **kw: pipeline.make_dataset(  # noqa: E731
-        split, dataset.num_classes, config.batch_size, seed=config.seed, **kw
-    )
-    train_data = batches(
-        train_split, training=True, augmentation=build_augmentation(config.augmentation, image_size, config.seed)
-    )
-    val_data = batches(val_split) if len(val_split) else None
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
     model.compile(
         optimizer=build_optimizer(config, model, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
-    logger = EpochLogger(run, train_images=steps_per_epoch * config.batch_size)
-    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
-    start = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        callbacks=[logger],
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn that it cannot
-    )
-    train_seconds = time.perf_counter() - start
 
-    test_loss, test_accuracy = model.evaluate(batches(dataset.test), verbose=0)
+    first_epoch = 0
+    if resuming:
+        first_epoch = run.restore_checkpoint(model, steps_per_epoch)
+        print(f"resuming {run.path} after epoch {first_epoch} of {config.epochs}")
+    else:
+        run.write_config(
+            {
+                **config.to_dict(),
+                "dataset": dataset.name,
+                "resolved_precision": precision,
+                "backend": keras.backend.backend(),
+                "keras_version": keras.__version__,
+                "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes),
+                "class_names": dataset.class_names,
+                "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
+                "params": model.count_params(),
+            }
+        )
+    write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
+                                   "resumed_after_epoch": first_epoch if resuming else None})
+    print(
+        f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
+        f"{len(val_split)} validation / {len(dataset.test)} test images at {config.image_size}x{config.image_size}; "
+        f"precision {precision}{', deterministic' if deterministic else ''}; run directory {run.path}"
+    )
+
+    guard = NonFiniteLossGuard()
+    recorder = EpochRecorder(run, steps_per_epoch * config.batch_size, guard)
+    if first_epoch < config.epochs:
+        train_data = pipeline.make_training_dataset(
+            train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
+            config.augmentation, config.image_size, deterministic,
+        )
+        val_data = pipeline.make_dataset(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[guard, recorder],
+            shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
+            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        )
+    if guard.failure:
+        epoch, step, loss = guard.failure
+        hint = "; or train with --precision float32" if precision != "float32" else ""
+        kept = f"keeps the checkpoint of epoch {epoch - 1}" if epoch > 1 else "has no checkpoint yet"
+        raise UserError(
+            f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
+            f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
+        )
+    return _finish(run, config, model, dataset, recorder, precision)
+
+
+def _finish(run, config, model, dataset, recorder, precision):
+    test_loss, test_accuracy = model.evaluate(
+        pipeline.make_dataset(dataset.test, dataset.num_classes, config.batch_size), verbose=0
+    )
     run.save_model(model)
-    val_accuracies = history.history.get("val_accuracy", [])
+    history = run.read_history()
+    val_accuracies = [float(row["val_accuracy"]) for row in history if row.get("val_accuracy")]
+    train_seconds = sum(float(row["seconds"]) for row in history)
     metrics = {
         "model": config.model,
         "preset": config.preset,
@@ -175,11 +257,12 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
         "params": model.count_params(),
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 2),
-        "images_per_second": round(logger.steady_images_per_second(), 1),
+        "images_per_second": round(recorder.steady_images_per_second() or 0.0, 1),
         "precision": precision,
         "backend": keras.backend.backend(),
     }
-    run.write_metrics(metrics)
+    run.write_metrics(metrics)  # from here on, the run counts as finished
+    run.remove_checkpoint()
     print(
         f"done: {config.model} {config.preset} | {metrics['params']:,} params | test accuracy "
         f"{100 * test_accuracy:.2f}% ({len(dataset.test)} images) | {train_seconds:.0f}s training, "

@@ -4,7 +4,7 @@ import numpy as np
 
 from harness.augment import build_augmentation
 from harness.data import Split
-from harness.pipeline import make_dataset
+from harness.pipeline import make_dataset, make_training_dataset
 
 
 def small_split(count=10, seed=0):
@@ -23,14 +23,29 @@ def test_evaluation_batches_keep_order_pixels_and_one_hot_labels():
     np.testing.assert_array_equal(labels, np.eye(3)[split.labels])
 
 
+def epochs_of(dataset, steps):
+    batches = [x.numpy() for x, _ in dataset]
+    return [np.concatenate(batches[i : i + steps]) for i in range(0, len(batches), steps)]
+
+
 def test_training_batches_are_reshuffled_each_epoch_and_full():
     split = small_split()
-    dataset = make_dataset(split, num_classes=3, batch_size=4, training=True, seed=0)
-    epochs = [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(2)]
-    assert all(len(epoch) == 8 for epoch in epochs)  # the last partial batch is dropped
+    epochs = epochs_of(make_training_dataset(split, num_classes=3, batch_size=4, epochs=range(2), seed=0), steps=2)
+    assert len(epochs) == 2 and all(len(epoch) == 8 for epoch in epochs)  # the partial batch is dropped
     assert not np.array_equal(epochs[0], epochs[1])
     originals = {image.tobytes() for image in split.images.astype(np.float32)}
     assert all(image.tobytes() in originals for image in epochs[0])
+
+
+def test_an_epochs_batches_depend_only_on_seed_and_epoch():
+    """What exact resumption needs: epoch 2 is the same whether training starts at epoch 0 or 2."""
+    split = small_split(count=24)
+    make = lambda epochs, seed=0: epochs_of(make_training_dataset(  # noqa: E731
+        split, 3, 8, epochs, seed, augmentation="crop_flip"), steps=3)
+    from_start, resumed = make(range(0, 3)), make(range(2, 3))
+    np.testing.assert_array_equal(from_start[2], resumed[0])
+    np.testing.assert_array_equal(make(range(0, 3))[1], from_start[1])  # and again, the same
+    assert not np.array_equal(make(range(2, 3), seed=1)[0], resumed[0])  # another seed, other batches
 
 
 def shifted(image, dy, dx):
@@ -45,8 +60,8 @@ def shifted(image, dy, dx):
 
 def test_crop_flip_is_a_shift_of_at_most_4_pixels_and_maybe_a_flip():
     split = small_split(count=16, seed=1)
-    augmentation = build_augmentation("crop_flip", 32, seed=3)
-    dataset = make_dataset(split, num_classes=3, batch_size=16, augmentation=augmentation, training=True, seed=0)
+    dataset = make_training_dataset(split, num_classes=3, batch_size=16, epochs=range(1), seed=3,
+                                    augmentation="crop_flip")
     images, labels = next(iter(dataset))
     images, labels = images.numpy(), labels.numpy()
     originals = split.images.astype(np.float32)

@@ -1,0 +1,57 @@
+"""manifest.json: what produced a run, so that it can be reproduced and audited."""
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def dataset_fingerprint(dataset):
+    """sha256 of every image, label and class name, train and test: equal data, equal fingerprint."""
+    digest = hashlib.sha256()
+    for split in (dataset.train, dataset.test):
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    digest.update("\n".join(dataset.class_names).encode())
+    return digest.hexdigest()
+
+
+def git_commit():
+    """The repository's commit, marked "+dirty" with uncommitted changes; None outside git."""
+    try:
+        run = lambda *args: subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,  # noqa: E731
+                                           timeout=10, check=True).stdout.strip()
+        return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions():
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    for name in ("tensorflow", "jax", "torch"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = module.__version__
+    return versions
+
+
+def build_manifest(config, dataset, precision, device):
+    return {
+        "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "config": config,
+        "seed": config["seed"],
+        "backend": keras.backend.backend(),
+        "precision": precision,
+        "device": device,
+        "versions": library_versions(),
+        "dataset": {"name": dataset.name, "sha256": dataset_fingerprint(dataset),
+                    "train": len(dataset.train), "test": len(dataset.test)},
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+    }

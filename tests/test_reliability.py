@@ -1,0 +1,119 @@
+"""Nothing lost on a crash: checkpoints, exact resume after SIGKILL, reproducible seeds, NaN stops."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import write_image_folder
+from test_cli import REPO, run_train
+
+LOSS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+@pytest.fixture(scope="module")
+def larger_folder(tmp_path_factory):
+    """Enough images that an epoch of vit_test takes a few seconds, so a kill lands mid-epoch."""
+    return write_image_folder(tmp_path_factory.mktemp("data") / "images", per_class=(60, 10))
+
+
+def arguments(folder, run_dir, epochs=4):
+    return ["--preset", "vit_test", "--data-dir", folder, "--epochs", epochs, "--batch-size", 8, "--run-dir", run_dir]
+
+
+def losses(run_dir):
+    with open(run_dir / "history.csv") as file:
+        return [{k: row[k] for k in LOSS_COLUMNS} for row in csv.DictReader(file)]
+
+
+def test_same_seed_same_numbers(larger_folder, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for run_dir in (first, second):
+        assert run_train(*arguments(larger_folder, run_dir, epochs=2)).returncode == 0
+    assert losses(first) == losses(second)
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (first, second)]
+    assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
+    assert not (first / "checkpoint.weights.h5").exists()  # a finished run keeps model.keras only
+
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["command"][:2] == ["train.py", "--preset"] and manifest["seed"] == 0
+    assert manifest["config"]["preset"] == "vit_test" and manifest["backend"] == "tensorflow"
+    assert manifest["device"].startswith(("CPU", "GPU")) and manifest["precision"] == "float32"
+    assert {"python", "keras", "numpy", "tensorflow"} <= set(manifest["versions"])
+    assert len(manifest["dataset"]["sha256"]) == 64 and manifest["dataset"]["train"] == 180
+    assert manifest["git_commit"] is None or len(manifest["git_commit"].split("+")[0]) == 40
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run_train(*arguments(larger_folder, reference)).returncode == 0
+
+    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, killed))]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoint.weights.h5").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (killed / "checkpoint.weights.h5").exists() and not (killed / "metrics.json").exists()
+    finished_before_kill = len(losses(killed))
+    assert 1 <= finished_before_kill < 4
+
+    resumed = run_train("--resume", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert losses(killed) == losses(reference)
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (reference, killed)]
+    assert metrics[0]["test_accuracy"] == metrics[1]["test_accuracy"]
+    assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
+    assert json.loads((killed / "manifest.json").read_text())["resumed_after_epoch"] >= finished_before_kill
+    again = run_train("--resume", killed)
+    assert again.returncode == 2 and "holds a finished run" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        (lambda d: d.mkdir(), [], "is not a run directory"),
+        (lambda d: None, ["--epochs", "3"], "--resume uses the run's own settings; drop --epochs"),
+    ],
+    ids=["not-a-run", "extra-options"],
+)
+def test_resume_refuses_what_it_cannot_continue(tmp_path, setup, extra, message):
+    run_dir = tmp_path / "run"
+    setup(run_dir)
+    result = run_train("--resume", run_dir, *extra)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_a_nan_loss_stops_with_a_clear_message(image_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", image_folder, "--epochs", 2,
+                       "--batch-size", 4, "--learning-rate", "1e12", "--run-dir", run_dir)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: the loss became nan at epoch 1, step ") and "Lower --learning-rate" in line
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.keras").exists()
+
+
+def test_dataset_fingerprint_changes_with_the_data(tmp_path):
+    from harness.data import load_dataset
+    from harness.manifest import dataset_fingerprint
+
+    a = write_image_folder(tmp_path / "a", seed=0)
+    b = write_image_folder(tmp_path / "b", seed=1)
+    assert dataset_fingerprint(load_dataset(data_dir=a)) == dataset_fingerprint(load_dataset(data_dir=a))
+    assert dataset_fingerprint(load_dataset(data_dir=a)) != dataset_fingerprint(load_dataset(data_dir=b))
+
+
+def test_mixed_precision_without_a_gpu_warns_and_uses_float32(image_folder, tmp_path):
+    result = run_train(*arguments(image_folder, tmp_path / "run", epochs=1), "--precision", "mixed_bfloat16")
+    assert result.returncode == 0
+    assert "warning: --precision mixed_bfloat16 needs a GPU; none found, using float32" in result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved_precision"] == "float32"
