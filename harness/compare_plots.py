@@ -68,7 +68,8 @@ def plot_per_class_accuracy(accuracies, labels, class_names, path):
     for run, (values, label) in enumerate(zip(accuracies, labels)):
         axis.bar(positions + run * width - 0.4 + width / 2, 100 * np.asarray(values), width, label=label,
                  color=COLOURS[run % len(COLOURS)])
-    axis.set_xticks(positions, class_names, rotation=45 if len(class_names) > 10 else 0, ha="right")
+    rotate = len(class_names) > 10
+    axis.set_xticks(positions, class_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     axis.set_ylabel("test accuracy (%)")
     axis.set_ylim(0, 100)
     axis.set_title("Per-class test accuracy")
