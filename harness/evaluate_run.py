@@ -33,7 +33,14 @@ def load_model(run):
 
     try:
         return keras.saving.load_model(run.model_path, safe_mode=True)
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+    except ValueError as error:
+        if "arbitrary code" in str(error):  # Keras' safe mode refused a serialised Python function
+            raise UserError(
+                f"{run.model_path} contains Python code (e.g. a Lambda layer); it was not loaded, since loading "
+                "it could run that code. Only load models you trained with this project"
+            ) from None
+        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
+    except (zipfile.BadZipFile, OSError, KeyError):
         raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
 
 

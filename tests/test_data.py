@@ -76,6 +76,12 @@ def test_image_folder_with_a_single_class(tmp_path):
         load_dataset(data_dir=write_image_folder(tmp_path / "one", classes=("cat",)))
 
 
+def test_empty_data_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds neither train/ and test/ class folders nor CIFAR python batch"):
+        load_dataset(data_dir=tmp_path / "empty")
+
+
 def test_data_dir_that_is_missing_or_a_file(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_dataset(data_dir=tmp_path / "nowhere")

@@ -123,3 +123,15 @@ def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {damaged / 'model.keras'} is damaged or truncated; train the run again"
     ]
+
+
+def test_a_model_with_python_code_is_not_loaded(trained_run, tmp_path):
+    """Keras safe mode: a Lambda layer's function is never deserialised."""
+    run_dir, _ = trained_run
+    unsafe = tmp_path / "unsafe"
+    unsafe.mkdir()
+    (unsafe / "config.json").write_text((run_dir / "config.json").read_text())
+    images = keras.Input((32, 32, 3))
+    keras.Model(images, keras.layers.Lambda(lambda x: x * 2)(images)).save(unsafe / "model.keras")
+    with pytest.raises(UserError, match="contains Python code .* it was not loaded"):
+        evaluate_run(unsafe)
