@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from harness.plots import save_figure
+from harness.plots import row_normalised, save_figure
 
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -83,9 +83,7 @@ def plot_confusion_matrices(counts_per_run, labels, class_names, path):
     size = max(4.5, 0.4 * len(class_names) + 1.5)
     figure, axes = plt.subplots(1, len(labels), figsize=(size * len(labels) + 1, size + 0.5), squeeze=False)
     for axis, counts, label in zip(axes[0], counts_per_run, labels):
-        rows = counts.sum(axis=1, keepdims=True)
-        normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-        image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+        image = axis.imshow(row_normalised(counts), cmap="Blues", vmin=0, vmax=1)
         ticks = np.arange(len(class_names))
         names = class_names if len(class_names) <= 30 else []
         axis.set_xticks(ticks if names else [], names, rotation=45, ha="right")

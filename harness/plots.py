@@ -17,10 +17,15 @@ def save_figure(figure, path):
     return path
 
 
+def row_normalised(counts):
+    """Each row of a confusion matrix divided by its sum (rows without images stay 0)."""
+    rows = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+
+
 def plot_confusion_matrix(counts, class_names, path, title="Confusion matrix"):
     """Row-normalised: each row shows where one true class's images went."""
-    rows = counts.sum(axis=1, keepdims=True)
-    normalised = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    normalised = row_normalised(counts)
     size = max(5.0, 0.45 * len(class_names) + 2)
     figure, axes = plt.subplots(figsize=(size + 1, size))
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
