@@ -1,33 +1,108 @@
-"""Training-time augmentation as Keras preprocessing layers.
+"""Training-time augmentation: per-image layers inside the model graph, batch mixing in the input pipeline.
 
-Keras preprocessing layers run inside tf.data on every backend and can also sit inside a model,
-so the same augmentation can later move onto the accelerator unchanged.
+Per-image augmentation (shift, flip) runs as the first layers of the *training* model, so it runs on
+the accelerator, compiles with the rest of the step (XLA/jit) and never holds up the input pipeline;
+at inference those layers are inactive, and the saved model is the plain one. MixUp and CutMix mix
+labels as well as images, so they stay in the input pipeline, as Keras' own layers.
 """
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 AUGMENTATIONS = ("crop_flip", "none")
+MIXINGS = ("none", "mixup", "cutmix")
+CIFAR_SHIFT = 4  # pixels: pad by 4 and crop back, the standard CIFAR augmentation
 
 
-def build_augmentation(name, image_size, seed=None):
-    """A `keras.layers.Pipeline` of random layers, or None for "none".
+@keras.saving.register_keras_serializable(package="harness")
+class RandomShift(layers.Layer):
+    """Moves each image by a random whole number of pixels, up to `max_shift` each way, zero fill.
 
-    A Pipeline (unlike `keras.Sequential`) runs its layers with TensorFlow ops inside tf.data
-    whatever the Keras backend, and with the backend's ops inside a model.
+    The same as zero-padding by `max_shift` and cropping back at a random place. Written as two
+    one-hot selection matrices, out[i, j] = in[i - dy, j - dx], so it is plain keras.ops, compiles
+    under XLA and jit, and is exact. (Keras' RandomTranslation and RandomCrop disable jit.)
+    """
 
-    "crop_flip" is the standard CIFAR augmentation: a random shift of up to 4 pixels (1/8 of the
-    side) with zero fill, the same as zero-padding by 4 and cropping back, and a horizontal flip.
+    def __init__(self, max_shift=CIFAR_SHIFT, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_shift = max_shift
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _selection(self, shifts, size, dtype):
+        """(B,) shifts -> (B, size, size) matrices S with S[b, i, p] = 1 where p = i - shift_b."""
+        source = ops.arange(size)[None, :] - shifts[:, None]  # (B, size); outside [0, size): zero row
+        return ops.cast(ops.equal(source[:, :, None], ops.arange(size)[None, None, :]), dtype)
+
+    def call(self, images, training=None):
+        if not training or self.max_shift == 0:
+            return images
+        batch_size = ops.shape(images)[0]
+        shifts = keras.random.randint((2, batch_size), -self.max_shift, self.max_shift + 1,
+                                      seed=self.seed_generator)
+        rows = self._selection(shifts[0], images.shape[1], images.dtype)
+        cols = self._selection(shifts[1], images.shape[2], images.dtype)
+        return ops.einsum("bip,bpqc,bjq->bijc", rows, images, cols)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
+
+
+def build_augmentation(name, seed=None):
+    """The per-image augmentation as a `keras.Sequential`, or None for "none".
+
+    "crop_flip" is the standard CIFAR augmentation: a random shift of up to 4 pixels with zero fill
+    (pad 4 and crop) and a horizontal flip. Both layers run in float32 whatever the precision policy.
     """
     if name == "none":
         return None
     if name != "crop_flip":
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
-    shift = 4 / 32
-    return keras.layers.Pipeline(
+    return keras.Sequential(
         [
-            layers.RandomTranslation(shift, shift, fill_mode="constant", interpolation="nearest", seed=seed),
-            layers.RandomFlip("horizontal", seed=seed),
+            RandomShift(CIFAR_SHIFT, seed=seed, dtype="float32", name="random_shift"),
+            layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip"),
         ],
         name="augmentation",
     )
+
+
+def with_augmentation(model, augmentation):
+    """The model to train: `augmentation` (active only in training) followed by `model`.
+
+    Both share their weights, so training this one trains `model`, which is what gets saved.
+    """
+    if augmentation is None:
+        return model
+    images = keras.Input(model.input_shape[1:], name="images")
+    return keras.Model(images, model(augmentation(images)), name=f"{model.name}_with_augmentation")
+
+
+def reseed(augmentation, seed):
+    """Restarts every random layer of `augmentation` from `seed`.
+
+    Called at each epoch start with a seed drawn from (run seed, epoch), it makes an epoch's
+    augmentation independent of the epochs before it, which exact resumption needs.
+    """
+    states = [v for v in augmentation.variables if v.name == "seed_generator_state"]
+    for index, state in enumerate(states):
+        state.assign(np.array([(seed + index) % 2**31, 0]).astype(state.dtype))
+
+
+def build_mixing(name, alpha=1.0, seed=None):
+    """Keras' MixUp or CutMix for batches given as {"images", "labels" (one-hot)}, or None.
+
+    MixUp draws each image's weight from Beta(alpha, alpha); Keras' CutMix first draws its Beta
+    parameter from U(0, alpha), then the pasted box's area from that Beta.
+    """
+    if name == "none":
+        return None
+    if name == "mixup":
+        return layers.MixUp(alpha=alpha, seed=seed)
+    if name == "cutmix":
+        return layers.CutMix(factor=alpha, seed=seed)
+    raise ValueError(f"unknown mixing {name!r}; choose one of {', '.join(MIXINGS)}")

@@ -12,8 +12,10 @@ import time
 
 import keras
 
-from harness import data, pipeline
-from harness.config import TrainConfig
+from harness import data, inputs
+from harness.array_pipeline import epoch_seed
+from harness.augment import build_augmentation, reseed, with_augmentation
+from harness.config import DEFAULTS, TrainConfig
 from harness.errors import UserError
 from harness.manifest import build_manifest
 from harness.models import MODEL_FAMILIES
@@ -53,6 +55,25 @@ def build_optimizer(config, model, steps_per_epoch):
     return optimizer
 
 
+def training_model(model, config, steps_per_epoch):
+    """The model that trains: augmentation (active in training only) in front of `model`, compiled
+    with the run's optimizer, loss, metric and compilation setting. It shares `model`'s weights."""
+    trainee = with_augmentation(model, build_augmentation(config.augmentation, seed=config.seed))
+    trainee.compile(
+        optimizer=build_optimizer(config, model, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
+    )
+    return trainee
+
+
+def augmentation_reseeder(trainee, seed):
+    """[AugmentationReseeder] for a model with augmentation layers, else []."""
+    names = [layer.name for layer in trainee.layers]
+    return [AugmentationReseeder(trainee.get_layer("augmentation"), seed)] if "augmentation" in names else []
+
+
 def seed_everything(seed):
     """Seeds Python, numpy and the backend; on a CPU with TensorFlow, also makes its ops deterministic.
 
@@ -83,6 +104,17 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         if not math.isfinite(loss) and self.failure is None:
             self.failure = (self.epoch + 1, batch + 1, loss)
             self.model.stop_training = True
+
+
+class AugmentationReseeder(keras.callbacks.Callback):
+    """Seeds the in-model augmentation at each epoch start from (seed, epoch), as the input pipeline is."""
+
+    def __init__(self, augmentation, seed):
+        super().__init__()
+        self.augmentation, self.seed = augmentation, seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reseed(self.augmentation, epoch_seed(self.seed, epoch))
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -144,6 +176,8 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
     family = MODEL_FAMILIES[config.model]
     config = config.with_recipe_defaults(family.default_preset)
+    if config.model != "vit" and config.drop_path_rate:
+        raise UserError("--drop-path-rate is stochastic depth for the ViT's blocks; the CNN has none")
     try:
         image_size = family.resolve_config(config.preset, image_size=config.image_size)["image_size"]
     except ValueError as error:
@@ -164,7 +198,8 @@ def resume(run_dir, verbose=None):
     if run.metrics_path.exists():
         raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
     saved = run.read_config()
-    config = TrainConfig(**{field.name: saved[field.name] for field in dataclasses.fields(TrainConfig)})
+    settings = {**DEFAULTS, **saved}  # runs written before a setting existed ran with its default
+    config = TrainConfig(**{field.name: settings.get(field.name) for field in dataclasses.fields(TrainConfig)})
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
     return _train_in(run, config, dataset, resuming=True, verbose=verbose)
 
@@ -175,18 +210,15 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
     train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
-    model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes)
+    overrides = model_overrides(config)
+    model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes, **overrides)
     print_parameters(model, family.parameter_breakdown(model))
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
-    model.compile(
-        optimizer=build_optimizer(config, model, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+    trainee = training_model(model, config, steps_per_epoch)
 
     first_epoch = 0
     if resuming:
-        first_epoch = run.restore_checkpoint(model, steps_per_epoch)
+        first_epoch = run.restore_checkpoint(trainee, steps_per_epoch)
         print(f"resuming {run.path} after epoch {first_epoch} of {config.epochs}")
     else:
         run.write_config(
@@ -196,7 +228,8 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
                 "resolved_precision": precision,
                 "backend": keras.backend.backend(),
                 "keras_version": keras.__version__,
-                "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes),
+                "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes,
+                                                      **overrides),
                 "class_names": dataset.class_names,
                 "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
                 "params": model.count_params(),
@@ -213,18 +246,18 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
     guard = NonFiniteLossGuard()
     recorder = EpochRecorder(run, steps_per_epoch * config.batch_size, guard)
     if first_epoch < config.epochs:
-        train_data = pipeline.make_training_dataset(
+        train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
-            config.augmentation, config.image_size, deterministic,
+            config.mixing, config.mixing_alpha, deterministic,
         )
-        val_data = pipeline.make_dataset(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
-        model.fit(
+        val_data = inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
+        trainee.fit(
             train_data,
             validation_data=val_data,
             epochs=config.epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[guard, recorder],
+            callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
@@ -236,12 +269,17 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
             f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
             f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
         )
-    return _finish(run, config, model, dataset, recorder, precision)
+    return _finish(run, config, model, trainee, dataset, recorder, precision)
 
 
-def _finish(run, config, model, dataset, recorder, precision):
-    test_loss, test_accuracy = model.evaluate(
-        pipeline.make_dataset(dataset.test, dataset.num_classes, config.batch_size), verbose=0
+def model_overrides(config):
+    """Architecture settings the training config changes: stochastic depth (ViT only)."""
+    return {"drop_path_rate": config.drop_path_rate} if config.model == "vit" else {}
+
+
+def _finish(run, config, model, trainee, dataset, recorder, precision):
+    test_loss, test_accuracy = trainee.evaluate(
+        inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size), verbose=0
     )
     run.save_model(model)
     history = run.read_history()

@@ -62,6 +62,28 @@ def test_training_runs_on_the_jax_backend(image_folder, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "jax"
 
 
+def test_training_and_evaluation_run_with_jax_where_tensorflow_is_not_installed(image_folder, tmp_path):
+    """The GPU machines have JAX but no TensorFlow: the harness must train there from memory."""
+    pytest.importorskip("jax")
+    stand_in = tmp_path / "without_tensorflow" / "tensorflow"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text('raise ModuleNotFoundError("No module named tensorflow", name="tensorflow")\n')
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(stand_in.parent)}
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(REPO / "train.py"), "--preset", "vit_test", "--data-dir", str(image_folder),
+               "--epochs", "2", "--batch-size", "4", "--mixing", "cutmix", "--drop-path-rate", "0.1",
+               "--run-dir", str(run_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["backend"] == "jax" and "tensorflow" not in manifest["versions"]
+    evaluated = subprocess.run([sys.executable, str(REPO / "evaluate.py"), str(run_dir)], capture_output=True,
+                               text=True, cwd=REPO, env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    recomputed = json.loads((run_dir / "eval" / "metrics.json").read_text())["accuracy"]
+    assert recomputed == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test_accuracy"], abs=1e-6)
+
+
 def test_cifar_batches_and_default_run_name(tmp_path):
     """The CIFAR batch source through the command line, with the default runs/<recipe> folder."""
     batches = tmp_path / "cifar-10-batches-py"

@@ -1,8 +1,11 @@
-"""The tf.data pipeline and the augmentation layers."""
+"""The input pipelines (tf.data and the TensorFlow-free one) and the augmentation layers."""
 
+import keras
 import numpy as np
+import pytest
 
-from harness.augment import build_augmentation
+from harness.array_pipeline import EvaluationBatches, TrainingBatches
+from harness.augment import RandomShift, build_augmentation, build_mixing, with_augmentation
 from harness.data import Split
 from harness.pipeline import make_dataset, make_training_dataset
 
@@ -41,7 +44,7 @@ def test_an_epochs_batches_depend_only_on_seed_and_epoch():
     """What exact resumption needs: epoch 2 is the same whether training starts at epoch 0 or 2."""
     split = small_split(count=24)
     make = lambda epochs, seed=0: epochs_of(make_training_dataset(  # noqa: E731
-        split, 3, 8, epochs, seed, augmentation="crop_flip"), steps=3)
+        split, 3, 8, epochs, seed, mixing="mixup"), steps=3)
     from_start, resumed = make(range(0, 3)), make(range(2, 3))
     np.testing.assert_array_equal(from_start[2], resumed[0])
     np.testing.assert_array_equal(make(range(0, 3))[1], from_start[1])  # and again, the same
@@ -60,17 +63,13 @@ def shifted(image, dy, dx):
 
 def test_crop_flip_is_a_shift_of_at_most_4_pixels_and_maybe_a_flip():
     split = small_split(count=16, seed=1)
-    dataset = make_training_dataset(split, num_classes=3, batch_size=16, epochs=range(1), seed=3,
-                                    augmentation="crop_flip")
-    images, labels = next(iter(dataset))
-    images, labels = images.numpy(), labels.numpy()
+    augmentation = build_augmentation("crop_flip", seed=3)
     originals = split.images.astype(np.float32)
+    images = keras.ops.convert_to_numpy(augmentation(originals, training=True))
     found_flip = found_shift = False
-    for image, label in zip(images, labels):
-        candidates = [o for o, l in zip(originals, split.labels) if l == label.argmax()]
+    for image, original in zip(images, originals):
         matches = [
             (dy, dx, flip)
-            for original in candidates
             for flip in (False, True)
             for dy in range(-4, 5)
             for dx in range(-4, 5)
@@ -80,7 +79,65 @@ def test_crop_flip_is_a_shift_of_at_most_4_pixels_and_maybe_a_flip():
         found_flip |= any(flip for _, _, flip in matches)
         found_shift |= any((dy, dx) != (0, 0) for dy, dx, _ in matches)
     assert found_flip and found_shift  # 16 images: both happen
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(originals, training=False)), originals)
+
+
+def test_random_shift_covers_every_offset_and_compiles():
+    images = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 1)).astype("float32")
+    layer = RandomShift(max_shift=2, seed=0)
+    seen = set()
+    for _ in range(4):
+        for image, out in zip(images, keras.ops.convert_to_numpy(layer(images, training=True))):
+            (offset,) = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                         if np.array_equal(out, shifted(image, dy, dx))]
+            seen.add(offset)
+    assert len(seen) == 25
+    model = with_augmentation(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]),
+                              build_augmentation("crop_flip", seed=0))
+    assert all(layer.supports_jit for layer in model._flatten_layers())  # so XLA / jit stay on
+
+
+@pytest.mark.parametrize("mixing", ["mixup", "cutmix"])
+def test_mixing_blends_images_and_labels_alike(mixing):
+    split = small_split(count=16, seed=2)
+    (images, labels), = list(make_training_dataset(split, 3, 16, range(1), seed=0, mixing=mixing).take(1))
+    images, labels = images.numpy(), labels.numpy()
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-5)  # still a distribution over classes
+    assert (labels.max(axis=1) < 1).any()  # and some are mixed
+    assert images.min() >= 0 and images.max() <= 255
+    assert build_mixing("none") is None
+
+
+def test_the_tensorflow_free_batches_equal_the_tf_data_ones():
+    """Machines without TensorFlow train on exactly the batches tf.data would give."""
+    split = small_split(count=24)
+    tf_batches = [(x.numpy(), y.numpy()) for x, y in make_training_dataset(split, 3, 8, range(1, 3), seed=5)]
+    plain = TrainingBatches(split, 3, 8, first_epoch=1, seed=5)
+    plain_batches = [plain[i] for i in range(len(plain))]
+    plain.on_epoch_end()
+    plain_batches += [plain[i] for i in range(len(plain))]
+    assert len(plain_batches) == len(tf_batches) == 6
+    for (x, y), (a, b) in zip(tf_batches, plain_batches):
+        np.testing.assert_array_equal(x, a)
+        np.testing.assert_array_equal(y, b)
+    evaluation = EvaluationBatches(split, 3, 10)
+    assert [len(evaluation[i][0]) for i in range(len(evaluation))] == [10, 10, 4]
+    np.testing.assert_array_equal(np.concatenate([evaluation[i][0] for i in range(3)]), split.images)
 
 
 def test_no_augmentation_is_none():
-    assert build_augmentation("none", 32) is None
+    assert build_augmentation("none") is None
+
+
+def test_reseeding_repeats_the_augmentation_exactly():
+    """The trainer reseeds the in-model augmentation each epoch from (seed, epoch); resumption relies on it."""
+    from harness.augment import reseed
+
+    augmentation = build_augmentation("crop_flip", seed=0)
+    images = small_split(count=32, seed=4).images.astype("float32")
+    reseed(augmentation, 123)
+    first = keras.ops.convert_to_numpy(augmentation(images, training=True))
+    second = keras.ops.convert_to_numpy(augmentation(images, training=True))
+    reseed(augmentation, 123)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(images, training=True)), first)
+    assert not np.array_equal(first, second)

@@ -8,6 +8,7 @@ import cnn_baseline
 import vit_tf
 from harness.config import TrainConfig
 from harness.errors import UserError
+from harness.models import MODEL_FAMILIES
 from harness.run_dir import RunDirectory
 from harness.trainer import learning_rate_schedule, no_decay_variables
 
@@ -55,3 +56,19 @@ def test_run_directory_refuses_to_overwrite_a_run(tmp_path):
         RunDirectory.create(tmp_path / "run")
     fresh = RunDirectory.create(tmp_path / "run", overwrite=True)
     assert not fresh.history_path.exists() and not fresh.config_path.exists()
+
+
+def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
+    from harness.recipes import RECIPES
+
+    course = TrainConfig(model="vit", recipe="course", epochs=3).with_recipe_defaults("vit_cifar_tiny")
+    recipe = RECIPES["course"]["vit"]
+    assert course.epochs == 3  # given
+    assert (course.preset, course.batch_size, course.mixing, course.drop_path_rate) == (
+        recipe["preset"], recipe["batch_size"], recipe["mixing"], recipe["drop_path_rate"])
+    assert course.warmup_epochs == recipe["warmup_epochs"] and course.optimizer == "adamw"  # family default
+    smoke = TrainConfig(model="cnn", recipe="smoke").with_recipe_defaults("resnet20")
+    assert (smoke.preset, smoke.epochs, smoke.label_smoothing, smoke.mixing) == ("resnet8", 10, 0.1, "none")
+    for name, recipe in RECIPES.items():  # every recipe names real presets
+        for model in ("vit", "cnn"):
+            assert recipe[model]["preset"] in MODEL_FAMILIES[model].presets, name

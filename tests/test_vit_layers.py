@@ -113,8 +113,9 @@ def _block_weights(block):
     return {name: [numpy_of(w) for w in layer.weights] for name, layer in pairs.items()}
 
 
-def test_encoder_block_matches_equations_2_and_3():
-    block = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "written-out"])
+def test_encoder_block_matches_equations_2_and_3(fused):
+    block = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, fused_attention=fused)
     z = np.random.default_rng(4).normal(size=(3, 5, 8)).astype("float32")
     block.build(z.shape)
     rng = np.random.default_rng(5)
@@ -133,6 +134,35 @@ def test_encoder_block_returns_attention_rows_that_sum_to_one():
     assert weights.shape == (2, 2, 5, 5)
     np.testing.assert_allclose(numpy_of(weights).sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(numpy_of(output), numpy_of(block(z)), rtol=1e-6)
+
+
+def test_fused_attention_equals_the_written_out_equation():
+    written_out = MultiHeadSelfAttention(hidden_dim=12, num_heads=3, fused=False)
+    fused = MultiHeadSelfAttention(hidden_dim=12, num_heads=3, fused=True)
+    z = np.random.default_rng(10).normal(size=(4, 7, 12)).astype("float32")
+    written_out.build(z.shape)
+    fused.build(z.shape)
+    fused.set_weights(written_out.get_weights())
+    np.testing.assert_allclose(numpy_of(fused(z)), numpy_of(written_out(z)), rtol=1e-5, atol=1e-6)
+    # Weights asked for: the written-out path runs, with the same output.
+    output, weights = fused(z, return_attention_scores=True)
+    np.testing.assert_allclose(numpy_of(output), numpy_of(written_out(z)), rtol=1e-5, atol=1e-6)
+    assert weights.shape == (4, 3, 7, 7)
+
+
+def test_stochastic_depth_drops_whole_residual_branches_per_example():
+    z = np.random.default_rng(11).normal(size=(64, 5, 8)).astype("float32")
+    always = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, drop_path_rate=0.999999)
+    np.testing.assert_allclose(numpy_of(always(z, training=True)), z)  # both branches skipped: identity
+    half = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, drop_path_rate=0.5)
+    plain = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16)
+    half.build(z.shape)
+    plain.build(z.shape)
+    plain.set_weights(half.get_weights())
+    np.testing.assert_allclose(numpy_of(half(z, training=False)), numpy_of(plain(z)), rtol=1e-6)  # off at inference
+    trained = numpy_of(half(z, training=True))
+    unchanged = np.all(np.isclose(trained, z), axis=(1, 2))
+    assert 0 < unchanged.sum() < 64  # about a quarter of the examples skip both branches, the rest do not
 
 
 def test_encoder_without_position_embeddings_is_permutation_equivariant():
@@ -166,9 +196,10 @@ LAYERS = [
     (PatchEmbedding, dict(patch_size=4, hidden_dim=8)),
     (ClassToken, {}),
     (PositionEmbedding, {}),
-    (MultiHeadSelfAttention, dict(hidden_dim=8, num_heads=2, attention_dropout_rate=0.1)),
+    (MultiHeadSelfAttention, dict(hidden_dim=8, num_heads=2, attention_dropout_rate=0.1, fused=False)),
     (MlpBlock, dict(hidden_dim=8, mlp_dim=16, dropout_rate=0.1)),
-    (EncoderBlock, dict(hidden_dim=8, num_heads=2, mlp_dim=16, dropout_rate=0.1, attention_dropout_rate=0.2)),
+    (EncoderBlock, dict(hidden_dim=8, num_heads=2, mlp_dim=16, dropout_rate=0.1, attention_dropout_rate=0.2,
+                        drop_path_rate=0.1, fused_attention=False)),
     (TokenPooling, dict(mode="gap")),
 ]
 

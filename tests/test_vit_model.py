@@ -131,3 +131,10 @@ def test_encoder_outputs_expose_tokens_and_attention():
     tokens, attention = vit_tf.encoder_outputs(model, images)
     assert tokens.shape == (3, 65, 16)
     assert len(attention) == 2 and attention[0].shape == (3, 2, 65, 65)
+
+
+def test_stochastic_depth_rises_linearly_from_the_first_block_to_the_last():
+    model = vit_tf.build_vit("vit_test", num_layers=5, drop_path_rate=0.2)
+    rates = [layer.drop_path_rate for layer in model.layers if isinstance(layer, vit_tf.layers.EncoderBlock)]
+    np.testing.assert_allclose(rates, [0.0, 0.05, 0.1, 0.15, 0.2])
+    assert vit_tf.resolve_config("vit_test")["drop_path_rate"] == 0.0  # off unless asked for

@@ -114,9 +114,14 @@ class MultiHeadSelfAttention(layers.Layer):
     (B, T, D) -> (B, T, D), and the attention weights (B, k, T, T) on request. q, k, v and the
     output projection are D x D Dense layers with biases (Xavier-uniform on the D x D matrix, as
     the authors' flattened DenseGeneral). The softmax is computed in float32 under mixed precision.
+
+    `call` writes the equation out. With `fused` (the default), the same product runs as
+    `keras.ops.dot_product_attention` whenever the weights are not needed (no attention dropout in
+    training, no request for them): one kernel, a flash-attention one where the backend and GPU
+    have it, which never stores the (B, k, T, T) weights.
     """
 
-    def __init__(self, hidden_dim, num_heads, attention_dropout_rate=0.0, **kwargs):
+    def __init__(self, hidden_dim, num_heads, attention_dropout_rate=0.0, fused=True, **kwargs):
         super().__init__(**kwargs)
         if hidden_dim % num_heads:
             raise ValueError(
@@ -126,6 +131,7 @@ class MultiHeadSelfAttention(layers.Layer):
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
         self.attention_dropout_rate = attention_dropout_rate
+        self.fused = fused
         self.head_dim = hidden_dim // num_heads
         self.query, self.key, self.value, self.output_projection = (
             layers.Dense(hidden_dim, kernel_initializer="glorot_uniform", name=name)
@@ -143,6 +149,9 @@ class MultiHeadSelfAttention(layers.Layer):
         return ops.transpose(x, (0, 2, 1, 3))
 
     def call(self, tokens, training=None, return_attention_scores=False):
+        needs_weights = return_attention_scores or (training and self.attention_dropout_rate > 0)
+        if self.fused and not needs_weights:
+            return self._fused_call(tokens)
         q, k, v = (self._split_heads(f(tokens)) for f in (self.query, self.key, self.value))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
         weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), v.dtype)
@@ -151,12 +160,20 @@ class MultiHeadSelfAttention(layers.Layer):
         outputs = self.output_projection(ops.reshape(heads, (-1, tokens.shape[1], self.hidden_dim)))
         return (outputs, weights) if return_attention_scores else outputs
 
+    def _fused_call(self, tokens):
+        """The same softmax(q k^T / sqrt(D_h)) v as `call`, on (B, T, k, D_h) heads."""
+        q, k, v = (ops.reshape(f(tokens), (-1, tokens.shape[1], self.num_heads, self.head_dim))
+                   for f in (self.query, self.key, self.value))
+        heads = ops.dot_product_attention(q, k, v, scale=1 / math.sqrt(self.head_dim))
+        return self.output_projection(ops.reshape(heads, (-1, tokens.shape[1], self.hidden_dim)))
+
     def get_config(self):
         return {
             **super().get_config(),
             "hidden_dim": self.hidden_dim,
             "num_heads": self.num_heads,
             "attention_dropout_rate": self.attention_dropout_rate,
+            "fused": self.fused,
         }
 
 
@@ -201,10 +218,15 @@ class EncoderBlock(layers.Layer):
 
     (B, T, D) -> (B, T, D), and the block's attention weights (B, k, T, T) on request.
     Dropout follows the attention output projection and both MLP layers (appendix B.1).
+
+    Departure from the paper (DeiT's regulariser for training on less data): stochastic depth
+    skips each residual branch of a training example with probability `drop_path_rate`; it is
+    Keras' Dropout with one mask value per example (noise shape (B, 1, 1)), rescaled by 1/(1 - rate).
     """
 
     def __init__(
-        self, hidden_dim, num_heads, mlp_dim, dropout_rate=0.0, attention_dropout_rate=0.0, **kwargs
+        self, hidden_dim, num_heads, mlp_dim, dropout_rate=0.0, attention_dropout_rate=0.0, drop_path_rate=0.0,
+        fused_attention=True, **kwargs
     ):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
@@ -212,24 +234,33 @@ class EncoderBlock(layers.Layer):
         self.mlp_dim = mlp_dim
         self.dropout_rate = dropout_rate
         self.attention_dropout_rate = attention_dropout_rate
+        self.drop_path_rate = drop_path_rate
+        self.fused_attention = fused_attention
         self.attention_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="attention_norm")
         self.attention = MultiHeadSelfAttention(
-            hidden_dim, num_heads, attention_dropout_rate, name="attention"
+            hidden_dim, num_heads, attention_dropout_rate, fused_attention, name="attention"
         )
         self.attention_output_dropout = layers.Dropout(dropout_rate)
         self.mlp_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="mlp_norm")
         self.mlp = MlpBlock(hidden_dim, mlp_dim, dropout_rate, name="mlp")
+        self.attention_drop_path, self.mlp_drop_path = (
+            layers.Dropout(drop_path_rate, noise_shape=(None, 1, 1)) for _ in range(2)
+        )
 
     def build(self, input_shape):
         for sublayer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp):
             sublayer.build(input_shape)
 
     def call(self, tokens, training=None, return_attention_scores=False):
-        attended, weights = self.attention(
-            self.attention_norm(tokens), training=training, return_attention_scores=True
+        attended = self.attention(
+            self.attention_norm(tokens), training=training, return_attention_scores=return_attention_scores
         )
-        tokens = tokens + self.attention_output_dropout(attended, training=training)  # eq. 2
-        tokens = tokens + self.mlp(self.mlp_norm(tokens), training=training)  # eq. 3
+        if return_attention_scores:
+            attended, weights = attended
+        attended = self.attention_output_dropout(attended, training=training)
+        tokens = tokens + self.attention_drop_path(attended, training=training)  # eq. 2
+        mlp_output = self.mlp(self.mlp_norm(tokens), training=training)
+        tokens = tokens + self.mlp_drop_path(mlp_output, training=training)  # eq. 3
         return (tokens, weights) if return_attention_scores else tokens
 
     def get_config(self):
@@ -240,6 +271,8 @@ class EncoderBlock(layers.Layer):
             "mlp_dim": self.mlp_dim,
             "dropout_rate": self.dropout_rate,
             "attention_dropout_rate": self.attention_dropout_rate,
+            "drop_path_rate": self.drop_path_rate,
+            "fused_attention": self.fused_attention,
         }
 
 

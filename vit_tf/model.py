@@ -18,6 +18,8 @@ DEFAULT_OPTIONS = dict(
     dropout_rate=0.0,  # after position embeddings, attention output and MLP layers (App. B.1)
     attention_dropout_rate=0.0,  # on the softmax weights; 0 in every released config
     classifier="token",  # "token": class token (eq. 4); "gap": mean of tokens, no class token
+    drop_path_rate=0.0,  # stochastic depth of the last block, rising linearly from 0 at the first (DeiT)
+    fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
 )
 
 
@@ -77,6 +79,8 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
             config["mlp_dim"],
             config["dropout_rate"],
             config["attention_dropout_rate"],
+            config["drop_path_rate"] * index / max(1, config["num_layers"] - 1),
+            config["fused_attention"],
             name=f"encoder_block_{index}",
         )(x)
     x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4

@@ -1,0 +1,1 @@
+"""Speed measurements: `benchmark.py` and the straightforward baseline ViT it is compared with."""

@@ -1,0 +1,59 @@
+"""The yardstick for our ViT's speed: a straightforward Keras ViT of the same size.
+
+Written the way a tutorial writes one: stock `keras.layers.MultiHeadAttention`, a Dense patch
+projection, float32, no XLA, and augmentation in a tf.data `map` on the CPU (Keras'
+RandomTranslation and RandomFlip). Only `benchmark.py --side-by-side` uses it.
+"""
+
+import keras
+from keras import layers, ops
+
+
+class Patches(layers.Layer):
+    def __init__(self, patch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = patch_size
+
+    def call(self, images):
+        patches = ops.image.extract_patches(images, self.patch_size)  # (B, rows, cols, P*P*C)
+        return ops.reshape(patches, (-1, patches.shape[1] * patches.shape[2], patches.shape[3]))
+
+
+class AddClassTokenAndPositions(layers.Layer):
+    def build(self, input_shape):
+        self.class_token = self.add_weight(shape=(1, 1, input_shape[-1]), initializer="zeros")
+        self.positions = self.add_weight(shape=(1, input_shape[1] + 1, input_shape[-1]), initializer="random_normal")
+
+    def call(self, tokens):
+        class_tokens = ops.broadcast_to(self.class_token, (ops.shape(tokens)[0], 1, tokens.shape[-1]))
+        return ops.concatenate([class_tokens, tokens], axis=1) + self.positions
+
+
+def build_baseline_vit(patch_size, hidden_dim, num_layers, mlp_dim, num_heads, image_size, num_classes):
+    images = keras.Input((image_size, image_size, 3))
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(images)
+    x = layers.Dense(hidden_dim)(Patches(patch_size)(x))
+    x = AddClassTokenAndPositions()(x)
+    for _ in range(num_layers):
+        y = layers.LayerNormalization(epsilon=1e-6)(x)
+        y = layers.MultiHeadAttention(num_heads, hidden_dim // num_heads)(y, y)
+        x = layers.Add()([x, y])
+        y = layers.LayerNormalization(epsilon=1e-6)(x)
+        y = layers.Dense(mlp_dim, activation="gelu")(y)
+        x = layers.Add()([x, layers.Dense(hidden_dim)(y)])
+    x = layers.LayerNormalization(epsilon=1e-6)(x)
+    logits = layers.Dense(num_classes)(x[:, 0])
+    return keras.Model(images, logits, name="baseline_vit")
+
+
+def baseline_training_data(split, num_classes, batch_size, seed):
+    """Shuffled batches, augmented in tf.data on the CPU, repeated forever."""
+    import tensorflow as tf
+
+    augment = keras.layers.Pipeline([layers.RandomTranslation(0.125, 0.125, fill_mode="constant", seed=seed),
+                                layers.RandomFlip("horizontal", seed=seed)])
+    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).shuffle(len(split), seed=seed)
+    dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, num_classes)),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

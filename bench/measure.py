@@ -1,0 +1,143 @@
+"""Timing one model's training and inference steps, and what the device reports about them."""
+
+import dataclasses
+import resource
+import time
+
+import keras
+import numpy as np
+
+from harness import analysis, inputs
+from harness.precision import gpu_compute_capability
+
+# Dense (no sparsity) peak FLOP/s of the tensor cores, from NVIDIA's data sheets, per precision.
+# H100 and H200 SXM share the same compute. float32 matmuls run as TF32 on these GPUs under XLA/JAX.
+PEAK_FLOPS = {
+    "H100": {"mixed_bfloat16": 989e12, "mixed_float16": 989e12, "float32": 494.7e12},
+    "H200": {"mixed_bfloat16": 989e12, "mixed_float16": 989e12, "float32": 494.7e12},
+    "A100": {"mixed_bfloat16": 312e12, "mixed_float16": 312e12, "float32": 156e12},
+}
+
+
+@dataclasses.dataclass
+class Measurement:
+    name: str
+    params: int
+    batch_size: int
+    precision: str
+    jit_compile: bool
+    train_images_per_second: float
+    eval_images_per_second: float
+    forward_gflops_per_image: float
+    mfu: float | None  # model FLOPs utilisation of training, against the device's peak
+    accelerator_peak_mib: float | None
+    host_peak_rss_mib: float
+
+
+def device_name():
+    """The accelerator's marketing name ("NVIDIA H100 80GB HBM3"), or "CPU"."""
+    if gpu_compute_capability() is None:
+        return "CPU"
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].device_kind
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU")
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def peak_flops(precision):
+    for chip, peaks in PEAK_FLOPS.items():
+        if chip in device_name():
+            return peaks[precision]
+    return None
+
+
+def accelerator_peak_mib():
+    """Peak accelerator memory in use so far, where the backend reports it (GPU only)."""
+    if gpu_compute_capability() is None:
+        return None
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    else:
+        import torch
+
+        peak = torch.cuda.max_memory_allocated()
+    return None if peak is None else peak / 2**20
+
+
+def reset_accelerator_peak():
+    if gpu_compute_capability() is None:
+        return
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    # JAX keeps one process-wide peak: run one configuration per process for exact figures.
+
+
+def timed_fit(trainee, data, steps):
+    """Seconds for `steps` training steps of an already compiled and warmed-up model."""
+    start = time.perf_counter()
+    trainee.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # history forces a sync
+    return time.perf_counter() - start
+
+
+def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
+            flops=None):
+    """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
+
+    Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
+    batches. `flops`: forward FLOPs per image, if `harness.analysis` cannot count the model's layers.
+    """
+    reset_accelerator_peak()
+    timed_fit(trainee, train_data, warmup_steps)
+    train_seconds = timed_fit(trainee, train_data, steps)
+    eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size)
+    model.predict(eval_data, verbose=0)  # compiles
+    start = time.perf_counter()
+    model.predict(eval_data, verbose=0)
+    eval_seconds = time.perf_counter() - start
+    train_rate = steps * batch_size / train_seconds
+    flops = flops or analysis.flops_per_image(model)
+    peak = peak_flops(precision)
+    return Measurement(
+        name=name,
+        params=model.count_params(),
+        batch_size=batch_size,
+        precision=precision,
+        jit_compile=bool(trainee.jit_compile),
+        train_images_per_second=round(train_rate, 1),
+        eval_images_per_second=round(len(eval_split) / eval_seconds, 1),
+        forward_gflops_per_image=round(flops / 1e9, 4),
+        mfu=None if peak is None else round(3 * flops * train_rate / peak, 4),  # backward = 2x forward
+        accelerator_peak_mib=accelerator_peak_mib(),
+        host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+
+
+def random_split(count, image_size, num_classes, seed=0):
+    """Random pixels and labels: speed does not depend on the content."""
+    from harness.data import Split
+
+    rng = np.random.default_rng(seed)
+    return Split(rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8),
+                 rng.integers(0, num_classes, count))

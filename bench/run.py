@@ -1,0 +1,71 @@
+"""Benchmark configurations: our models as train.py trains them, and the straightforward baseline ViT."""
+
+import dataclasses
+
+import keras
+
+from bench import baseline_vit
+from bench.measure import measure, random_split
+from harness import analysis, inputs
+from harness.config import TrainConfig
+from harness.models import MODEL_FAMILIES
+from harness.precision import resolve_precision
+from harness.trainer import model_overrides, training_model
+
+KINDS = ("vit", "cnn", "baseline")  # baseline: the straightforward Keras ViT of a vit preset's size
+
+
+def parse_variant(text):
+    """"vit:vit_cifar_tiny" -> ("vit", "vit_cifar_tiny"); "cnn" -> ("cnn", its default preset)."""
+    kind, _, preset = text.partition(":")
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r} in {text!r}; use vit:PRESET, cnn:PRESET or baseline:PRESET")
+    family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
+    preset = preset or family.default_preset
+    if preset not in family.presets:
+        raise ValueError(f"unknown preset {preset!r} in {text!r}; choose one of: {', '.join(family.presets)}")
+    return kind, preset
+
+
+def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10):
+    """One row of the benchmark table, measured in this process."""
+    family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
+    image_size = family.resolve_config(preset)["image_size"]
+    steps_needed = max(warmup_steps, steps)
+    split = random_split(batch_size * steps_needed, image_size, num_classes)
+    eval_split = random_split(batch_size * 4, image_size, num_classes, seed=1)
+    if kind == "baseline":
+        return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps)
+
+    config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
+                         jit_compile=jit_compile).with_recipe_defaults(family.default_preset)
+    resolved_precision = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(resolved_precision)
+    model = family.build(preset, image_size=image_size, num_classes=num_classes, **model_overrides(config))
+    trainee = training_model(model, config, steps_per_epoch=steps_needed)
+    data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
+    name = f"{kind}:{preset}"
+    return measure(name, model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
+                   warmup_steps, steps)
+
+
+def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps):
+    if not inputs.tensorflow_available():
+        raise ValueError("the baseline ViT's input pipeline is tf.data: it needs TensorFlow installed")
+    keras.mixed_precision.set_global_policy("float32")
+    architecture = family.resolve_config(preset, image_size=image_size, num_classes=num_classes)
+    model = baseline_vit.build_baseline_vit(
+        architecture["patch_size"], architecture["hidden_dim"], architecture["num_layers"], architecture["mlp_dim"],
+        architecture["num_heads"], image_size, num_classes,
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
+    data = baseline_vit.baseline_training_data(split, num_classes, batch_size, seed=0)
+    # The same architecture as ours, so the same FLOPs.
+    flops = analysis.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
+    return measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
+                   warmup_steps, steps, flops=flops)
+
+
+def as_dict(measurement):
+    return dataclasses.asdict(measurement)

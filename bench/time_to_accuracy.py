@@ -1,0 +1,27 @@
+"""Time-to-accuracy of finished train.py runs, read from their run directories."""
+
+from harness.evaluate_run import open_run
+
+
+def time_to_accuracy(run_dir, target):
+    """Accuracy, timing and the training seconds until validation accuracy first reached `target`."""
+    run, _ = open_run(run_dir)
+    metrics, history = run.read_metrics(), run.read_history()
+    elapsed, reached = 0.0, None
+    for row in history:
+        elapsed += float(row["seconds"])
+        if reached is None and row.get("val_accuracy") and float(row["val_accuracy"]) >= target:
+            reached = round(elapsed, 1)
+    return {
+        "run": str(run.path),
+        "model": f"{metrics['model']}:{metrics['preset']}",
+        "dataset": metrics["dataset"],
+        "epochs": metrics["epochs"],
+        "test_accuracy": metrics["test_accuracy"],
+        "best_val_accuracy": metrics["best_val_accuracy"],
+        "train_seconds": metrics["train_seconds"],
+        "images_per_second": metrics["images_per_second"],
+        f"seconds_to_val_{target:g}": reached,
+        "precision": metrics["precision"],
+        "backend": metrics["backend"],
+    }

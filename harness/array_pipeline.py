@@ -1,0 +1,71 @@
+"""In-memory batches as `keras.utils.PyDataset`s, for machines without TensorFlow (JAX or PyTorch only).
+
+They yield the same batches, in the same order, as the tf.data pipeline (`harness.pipeline`), which
+stays the pipeline wherever TensorFlow is installed.
+"""
+
+import keras
+import numpy as np
+
+from harness.augment import build_mixing
+from harness.data import Split
+
+
+def epoch_seed(seed, epoch):
+    """A seed for one epoch's shuffle and mixing, derived from the run's seed."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def epoch_order(length, batch_size, seed, epoch):
+    """The image indices of one epoch's full batches, a permutation drawn from (seed, epoch)."""
+    steps = max(1, length // batch_size)
+    return np.random.default_rng(epoch_seed(seed, epoch)).permutation(length)[: steps * batch_size]
+
+
+def model_inputs(split, indices, num_classes):
+    """float32 pixels in [0, 255] and one-hot labels, as the tf.data pipeline gives them."""
+    return split.images[indices].astype(np.float32), np.eye(num_classes, dtype=np.float32)[split.labels[indices]]
+
+
+class EvaluationBatches(keras.utils.PyDataset):
+    """Batches in order, the last one possibly smaller."""
+
+    def __init__(self, split: Split, num_classes, batch_size):
+        super().__init__()
+        self.split, self.num_classes, self.batch_size = split, num_classes, batch_size
+
+    def __len__(self):
+        return -(-len(self.split) // self.batch_size)
+
+    def __getitem__(self, index):
+        indices = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.split)))
+        return model_inputs(self.split, indices, self.num_classes)
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Full batches, reshuffled (and mixed) each epoch from (seed, epoch), starting at `first_epoch`."""
+
+    def __init__(self, split: Split, num_classes, batch_size, first_epoch, seed, mixing="none", mixing_alpha=1.0):
+        super().__init__()
+        self.split, self.num_classes, self.batch_size, self.seed = split, num_classes, batch_size, seed
+        self.mixing, self.mixing_alpha = mixing, mixing_alpha
+        self._start_epoch(first_epoch)
+
+    def _start_epoch(self, epoch):
+        self.epoch = epoch
+        self.order = epoch_order(len(self.split), self.batch_size, self.seed, epoch)
+        self.mixer = build_mixing(self.mixing, self.mixing_alpha, seed=epoch_seed(self.seed, epoch))
+
+    def __len__(self):
+        return len(self.order) // self.batch_size
+
+    def __getitem__(self, index):
+        images, labels = model_inputs(self.split, self.order[index * self.batch_size : (index + 1) * self.batch_size],
+                                      self.num_classes)
+        if self.mixer is not None:
+            mixed = self.mixer({"images": images, "labels": labels})
+            images, labels = (keras.ops.convert_to_numpy(mixed[key]) for key in ("images", "labels"))
+        return images, labels
+
+    def on_epoch_end(self):
+        self._start_epoch(self.epoch + 1)

@@ -1,0 +1,33 @@
+"""Budget recipes (`train.py --recipe NAME`): a model size and training schedule per compute budget.
+
+Each gives both model families their settings; anything given on the command line still wins.
+`expected` states what a run of the recipe reached when we ran it, so a student can tell whether a
+result is normal; None where it has not been measured yet (see README.md, "Results").
+"""
+
+RECIPES = {
+    # A few CPU minutes on the embedded 4,000-image sample: proves the set-up works end to end.
+    "smoke": dict(
+        budget="about 4 minutes on 2 CPU cores, embedded cifar10_sample",
+        vit=dict(preset="vit_cifar_mini", epochs=8),
+        cnn=dict(preset="resnet8", epochs=10),
+        expected=dict(vit="33-38% test accuracy (1,000 sample images)", cnn="48-52%"),
+    ),
+    # Full CIFAR-10 in about an hour or less on one GPU. ViT: DeiT's regularisers at CIFAR scale
+    # (stochastic depth, MixUp, label smoothing, AdamW with warmup and cosine decay).
+    "course": dict(
+        budget="under an hour on one GPU, full CIFAR-10",
+        vit=dict(preset="vit_cifar_tiny", epochs=100, batch_size=256, learning_rate=1e-3, warmup_epochs=5.0,
+                 mixing="mixup", mixing_alpha=0.8, drop_path_rate=0.1),
+        cnn=dict(preset="resnet20", epochs=60, batch_size=128),
+        expected=None,
+    ),
+    # The longest schedule, for the best accuracy a from-scratch ViT reaches on CIFAR.
+    "full": dict(
+        budget="a few GPU hours, full CIFAR-10",
+        vit=dict(preset="vit_cifar_small", epochs=300, batch_size=512, learning_rate=1e-3, warmup_epochs=10.0,
+                 mixing="mixup", mixing_alpha=0.8, drop_path_rate=0.1),
+        cnn=dict(preset="preact_resnet18", epochs=100, batch_size=128),
+        expected=None,
+    ),
+}

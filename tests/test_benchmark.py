@@ -1,0 +1,54 @@
+"""benchmark.py as a user runs it: it measures, prints a table and writes JSON (no speed is asserted)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from test_cli import REPO
+
+
+def run_benchmark(*arguments):
+    return subprocess.run([sys.executable, str(REPO / "benchmark.py"), *map(str, arguments)], capture_output=True,
+                          text=True, cwd=REPO)
+
+
+def test_side_by_side_measures_ours_and_the_baseline(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_benchmark("--model", "vit:vit_test", "--model", "cnn:resnet_test", "--side-by-side",
+                           "--batch-size", 8, "--warmup-steps", 1, "--steps", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    names = [row["name"] for row in report["results"]]
+    assert names == ["vit:vit_test", "cnn:resnet_test", "baseline:vit_test"]
+    ours, cnn, baseline = report["results"]
+    assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
+    assert baseline["forward_gflops_per_image"] == ours["forward_gflops_per_image"]  # same architecture
+    assert baseline["jit_compile"] is False and baseline["precision"] == "float32"
+    assert report["speedup_over_baseline"]["vit:vit_test"] == pytest.approx(
+        ours["train_images_per_second"] / baseline["train_images_per_second"], rel=0.01)
+    assert report["environment"]["backend"] == "tensorflow" and "keras" in report["environment"]["versions"]
+    assert "baseline:vit_test" in result.stdout and "trains" in result.stdout
+
+
+def test_time_to_accuracy_reads_finished_runs(tmp_path):
+    from test_cli import run_train
+
+    run_dir = tmp_path / "run"
+    trained = run_train("--preset", "vit_test", "--epochs", 2, "--batch-size", 64, "--run-dir", run_dir)
+    assert trained.returncode == 0, trained.stderr
+    out = tmp_path / "runs.json"
+    result = run_benchmark("--runs", run_dir, "--target", 0.01, "--out", out)
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())["runs"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert row["test_accuracy"] == metrics["test_accuracy"]
+    first_epoch_seconds = float((run_dir / "history.csv").read_text().splitlines()[1].split(",")[5])
+    assert row["seconds_to_val_0.01"] == pytest.approx(first_epoch_seconds, abs=0.1)  # reached after epoch 1
+
+
+def test_bad_model_names_fail_in_one_line():
+    result = run_benchmark("--model", "mlp:big")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown model kind 'mlp'")
