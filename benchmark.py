@@ -28,7 +28,7 @@ COLUMNS = [  # (heading, key, format)
     ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("train img/s", "train_images_per_second", "{:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
-    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"),
+    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("input pipeline", "input_pipeline", "{}"),
 ]
 
 
@@ -38,7 +38,8 @@ def print_table(rows, columns):
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for index, line in enumerate(cells):
-        print("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(line, widths))))
+        print("  ".join(cell.ljust(width) if i in (0, len(columns) - 1) else cell.rjust(width)
+                        for i, (cell, width) in enumerate(zip(line, widths))))
         if index == 0:
             print("  ".join("-" * width for width in widths))
 

@@ -39,22 +39,28 @@ def main(argv=None):
         if preset is not None and preset not in MODEL_FAMILIES[model].presets:
             raise UserError(f"unknown {model} preset {preset!r}; choose one of: {', '.join(MODEL_FAMILIES[model].presets)}")
     out = pathlib.Path(args.out or f"reports/{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    from harness.evaluate_run import evaluate_run  # loads Keras
+    from harness import data  # loads Keras
     from harness.report import write_report
+
+    with data.loading_once():  # both models, their evaluation and the report share one loaded copy
+        run_dirs = [train_and_evaluate(model, preset, args, out) for model, preset in
+                    (("vit", args.vit_preset), ("cnn", args.cnn_preset))]
+        report = write_report(run_dirs, out / "report")
+    print(f"report: {report}")
+
+
+def train_and_evaluate(model, preset, args, out):
+    from harness.evaluate_run import evaluate_run
     from harness.trainer import train
 
-    run_dirs = []
-    for model, preset in (("vit", args.vit_preset), ("cnn", args.cnn_preset)):
-        config = TrainConfig(
-            model=model, recipe=args.recipe, preset=preset, dataset=args.dataset, data_dir=args.data_dir,
-            seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, run_dir=str(out / model),
-        )
-        print(f"== training {model} {config.preset or RECIPES[args.recipe][model]['preset']} ({args.recipe} recipe)")
-        train(config)
-        evaluate_run(out / model)
-        run_dirs.append(out / model)
-    report = write_report(run_dirs, out / "report")
-    print(f"report: {report}")
+    config = TrainConfig(
+        model=model, recipe=args.recipe, preset=preset, dataset=args.dataset, data_dir=args.data_dir,
+        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, run_dir=str(out / model),
+    )
+    print(f"== training {model} {preset or RECIPES[args.recipe][model]['preset']} ({args.recipe} recipe)")
+    train(config)
+    evaluate_run(out / model)
+    return out / model
 
 
 if __name__ == "__main__":

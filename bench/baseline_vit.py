@@ -2,10 +2,12 @@
 
 Written the way a tutorial writes one: stock `keras.layers.MultiHeadAttention`, a Dense patch
 projection, float32, no XLA, and augmentation in a tf.data `map` on the CPU (Keras'
-RandomTranslation and RandomFlip). Only `benchmark.py --side-by-side` uses it.
+RandomTranslation and RandomFlip; where TensorFlow is missing, the same layers on the CPU in a
+Python input pipeline). Only `benchmark.py --side-by-side` uses it.
 """
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 
@@ -46,12 +48,38 @@ def build_baseline_vit(patch_size, hidden_dim, num_layers, mlp_dim, num_heads, i
     return keras.Model(images, logits, name="baseline_vit")
 
 
-def baseline_training_data(split, num_classes, batch_size, seed):
-    """Shuffled batches, augmented in tf.data on the CPU, repeated forever."""
-    import tensorflow as tf
+def cpu_augmentation(seed):
+    return keras.layers.Pipeline([layers.RandomTranslation(0.125, 0.125, fill_mode="constant", seed=seed),
+                                  layers.RandomFlip("horizontal", seed=seed)])
 
-    augment = keras.layers.Pipeline([layers.RandomTranslation(0.125, 0.125, fill_mode="constant", seed=seed),
-                                layers.RandomFlip("horizontal", seed=seed)])
+
+class CpuAugmentedBatches(keras.utils.PyDataset):
+    """Where TensorFlow is missing: the same augmentation, on the CPU, in a Python input pipeline."""
+
+    def __init__(self, split, num_classes, batch_size, seed):
+        super().__init__()
+        self.split, self.num_classes, self.batch_size = split, num_classes, batch_size
+        self.augment = cpu_augmentation(seed)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return len(self.split) // self.batch_size
+
+    def __getitem__(self, index):
+        chosen = self.rng.choice(len(self.split), self.batch_size, replace=False)
+        with keras.device("cpu:0"):
+            images = ops.convert_to_numpy(self.augment(self.split.images[chosen].astype("float32"), training=True))
+        return images, np.eye(self.num_classes, dtype="float32")[self.split.labels[chosen]]
+
+
+def baseline_training_data(split, num_classes, batch_size, seed):
+    """Shuffled batches augmented on the CPU: in tf.data where TensorFlow is installed, else in Python."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return CpuAugmentedBatches(split, num_classes, batch_size, seed)
+
+    augment = cpu_augmentation(seed)
     dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).shuffle(len(split), seed=seed)
     dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, num_classes)),

@@ -32,6 +32,7 @@ class Measurement:
     mfu: float | None  # model FLOPs utilisation of training, against the device's peak
     accelerator_peak_mib: float | None
     host_peak_rss_mib: float
+    input_pipeline: str  # where batches and their augmentation come from
 
 
 def device_name():
@@ -102,7 +103,7 @@ def timed_fit(trainee, data, steps):
 
 
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
-            flops=None):
+            input_pipeline, flops=None):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
@@ -131,6 +132,7 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
         mfu=None if peak is None else round(3 * flops * train_rate / peak, 4),  # backward = 2x forward
         accelerator_peak_mib=accelerator_peak_mib(),
         host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        input_pipeline=input_pipeline,
     )
 
 

@@ -33,7 +33,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
     split = random_split(batch_size * steps_needed, image_size, num_classes)
-    eval_split = random_split(batch_size * 4, image_size, num_classes, seed=1)
+    eval_split = random_split(batch_size * 16, image_size, num_classes, seed=1)
     if kind == "baseline":
         return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps)
 
@@ -45,13 +45,12 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     trainee = training_model(model, config, steps_per_epoch=steps_needed)
     data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
     name = f"{kind}:{preset}"
+    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
     return measure(name, model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
-                   warmup_steps, steps)
+                   warmup_steps, steps, f"{source}; augmentation in the model")
 
 
 def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps):
-    if not inputs.tensorflow_available():
-        raise ValueError("the baseline ViT's input pipeline is tf.data: it needs TensorFlow installed")
     keras.mixed_precision.set_global_policy("float32")
     architecture = family.resolve_config(preset, image_size=image_size, num_classes=num_classes)
     model = baseline_vit.build_baseline_vit(
@@ -63,8 +62,9 @@ def _run_baseline(preset, family, image_size, split, eval_split, num_classes, ba
     data = baseline_vit.baseline_training_data(split, num_classes, batch_size, seed=0)
     # The same architecture as ours, so the same FLOPs.
     flops = analysis.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
+    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
     return measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
-                   warmup_steps, steps, flops=flops)
+                   warmup_steps, steps, f"{source}; augmentation on the CPU", flops=flops)
 
 
 def as_dict(measurement):

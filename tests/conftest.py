@@ -1,3 +1,4 @@
+import os
 import keras
 import numpy as np
 import pytest
@@ -34,3 +35,13 @@ def write_image_folder(root, classes=("cat", "dog", "frog"), per_class=(6, 3), s
 @pytest.fixture
 def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def jax_without_tensorflow(tmp_path):
+    """Environment variables for a subprocess on JAX that cannot import TensorFlow, like the GPU machines."""
+    pytest.importorskip("jax")
+    stand_in = tmp_path / "without_tensorflow" / "tensorflow"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text('raise ModuleNotFoundError("No module named tensorflow", name="tensorflow")\n')
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(stand_in.parent)}

@@ -9,9 +9,9 @@ import pytest
 from test_cli import REPO
 
 
-def run_benchmark(*arguments):
+def run_benchmark(*arguments, env=None):
     return subprocess.run([sys.executable, str(REPO / "benchmark.py"), *map(str, arguments)], capture_output=True,
-                          text=True, cwd=REPO)
+                          text=True, cwd=REPO, env=env)
 
 
 def test_side_by_side_measures_ours_and_the_baseline(tmp_path):
@@ -30,6 +30,18 @@ def test_side_by_side_measures_ours_and_the_baseline(tmp_path):
         ours["train_images_per_second"] / baseline["train_images_per_second"], rel=0.01)
     assert report["environment"]["backend"] == "tensorflow" and "keras" in report["environment"]["versions"]
     assert "baseline:vit_test" in result.stdout and "trains" in result.stdout
+
+
+def test_side_by_side_runs_with_jax_where_tensorflow_is_not_installed(tmp_path, jax_without_tensorflow):
+    out = tmp_path / "bench.json"
+    result = run_benchmark("--model", "vit:vit_test", "--side-by-side", "--batch-size", 8, "--warmup-steps", 1,
+                           "--steps", 2, "--out", out, env=jax_without_tensorflow)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["environment"]["backend"] == "jax" and "tensorflow" not in report["environment"]["versions"]
+    ours, baseline = report["results"]
+    assert ours["jit_compile"] is True and ours["input_pipeline"].startswith("PyDataset")
+    assert baseline["input_pipeline"] == "PyDataset; augmentation on the CPU"
 
 
 def test_time_to_accuracy_reads_finished_runs(tmp_path):

@@ -62,13 +62,10 @@ def test_training_runs_on_the_jax_backend(image_folder, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "jax"
 
 
-def test_training_and_evaluation_run_with_jax_where_tensorflow_is_not_installed(image_folder, tmp_path):
+def test_training_and_evaluation_run_with_jax_where_tensorflow_is_not_installed(image_folder, tmp_path,
+                                                                                 jax_without_tensorflow):
     """The GPU machines have JAX but no TensorFlow: the harness must train there from memory."""
-    pytest.importorskip("jax")
-    stand_in = tmp_path / "without_tensorflow" / "tensorflow"
-    stand_in.mkdir(parents=True)
-    (stand_in / "__init__.py").write_text('raise ModuleNotFoundError("No module named tensorflow", name="tensorflow")\n')
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(stand_in.parent)}
+    env = jax_without_tensorflow
     run_dir = tmp_path / "run"
     command = [sys.executable, str(REPO / "train.py"), "--preset", "vit_test", "--data-dir", str(image_folder),
                "--epochs", "2", "--batch-size", "4", "--mixing", "cutmix", "--drop-path-rate", "0.1",

@@ -239,3 +239,17 @@ def test_a_malicious_zip_archive_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="member '../../outside.txt' is a '..' component"):
         load_dataset(data_dir=archive)
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_loading_once_keeps_one_copy_per_dataset_inside_the_block(monkeypatch):
+    import harness.data as data_module
+
+    calls = []
+    original = data_module._load
+    monkeypatch.setattr(data_module, "_load", lambda *args: calls.append(args) or original(*args))
+    with data_module.loading_once():
+        first = data_module.load_dataset(None)  # the default, by no name and by its name
+        assert data_module.load_dataset("cifar10_sample") is first
+        assert data_module.load_dataset("cifar10_sample", image_size=16) is not first
+    assert len(calls) == 2
+    assert data_module.load_dataset("cifar10_sample") is not first  # outside the block: loaded afresh

@@ -7,6 +7,7 @@
     load_dataset(data_dir="images.tar.gz")      # either of those, as a .tar.gz/.tgz/.tar/.zip archive
 """
 
+import contextlib
 import pathlib
 
 from harness.data.archives import extract_archive, is_archive
@@ -20,7 +21,24 @@ from harness.errors import UserError
 DATASETS = ("cifar10_sample", *TFDS_NAMES)
 DEFAULT_DATASET = "cifar10_sample"
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "ImageDataset", "Split", "load_dataset", "split_validation"]
+__all__ = ["DATASETS", "DEFAULT_DATASET", "ImageDataset", "Split", "load_dataset", "loading_once", "split_validation"]
+
+
+_loaded = None  # (name or data_dir, image_size) -> ImageDataset, inside `loading_once()` only
+
+
+@contextlib.contextmanager
+def loading_once():
+    """Within this block, loading the same dataset again returns the copy already in memory.
+
+    For commands that train, evaluate and report on one dataset in one process (compare.py).
+    """
+    global _loaded
+    _loaded = {}
+    try:
+        yield
+    finally:
+        _loaded = None
 
 
 def load_dataset(name=None, data_dir=None, image_size=32):
@@ -28,6 +46,16 @@ def load_dataset(name=None, data_dir=None, image_size=32):
 
     With `data_dir`, `name` only labels the dataset (default: the folder's name).
     """
+    if _loaded is None:
+        return _load(name, data_dir, image_size)
+    # With data_dir the name is only a label, and the first load's label is kept.
+    key = (str(pathlib.Path(data_dir).resolve()) if data_dir else name or DEFAULT_DATASET, image_size)
+    if key not in _loaded:
+        _loaded[key] = _load(name, data_dir, image_size)
+    return _loaded[key]
+
+
+def _load(name, data_dir, image_size):
     if data_dir is not None:
         return _load_directory(pathlib.Path(data_dir), image_size, name)
     name = name or DEFAULT_DATASET
