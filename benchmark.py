@@ -3,7 +3,7 @@
     python benchmark.py --quick                                   # under a minute on 2 CPU cores
     python benchmark.py --model vit:vit_cifar_tiny --side-by-side --batch-size 512 --steps 100
     python benchmark.py --model cnn:resnet20 --precision float32 --jit-compile off
-    python benchmark.py --runs runs/A runs/B --target 0.93         # time-to-accuracy of finished runs
+    python benchmark.py --runs runs/A runs/B --target 0.93         # time-to-accuracy, mean ± std over seeds
 """
 
 import datetime
@@ -106,7 +106,7 @@ def main(argv=None):
 
     result = {"environment": environment()}
     if args.runs:
-        from bench.time_to_accuracy import time_to_accuracy
+        from bench.time_to_accuracy import mean_and_spread, time_to_accuracy
 
         rows = [time_to_accuracy(run, args.target) for run in args.runs]
         key = f"seconds_to_val_{args.target:g}"
@@ -114,6 +114,11 @@ def main(argv=None):
                            ("test acc", "test_accuracy", "{:.2%}"), ("train s", "train_seconds", "{:,.0f}"),
                            (f"s to val {args.target:.0%}", key, "{:,.0f}"), ("img/s", "images_per_second", "{:,.0f}")])
         result["runs"] = rows
+        result["summary"] = mean_and_spread(rows)
+        for group in result["summary"]:
+            spread = f" ± {group['test_accuracy_std']:.2%}" if group["test_accuracy_std"] is not None else ""
+            print(f"{group['model']} on {group['dataset']}, {group['epochs']} epochs, {group['runs']} run(s): "
+                  f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, {group['train_seconds_mean']:.0f} s training")
     else:
         rows, speedups, settings = speed_rows(args)
         env = result["environment"]

@@ -1,5 +1,7 @@
 """Time-to-accuracy of finished train.py runs, read from their run directories."""
 
+import numpy as np
+
 from harness.evaluate_run import open_run
 
 
@@ -25,3 +27,22 @@ def time_to_accuracy(run_dir, target):
         "precision": metrics["precision"],
         "backend": metrics["backend"],
     }
+
+
+def mean_and_spread(rows):
+    """Test accuracy and training time as mean ± standard deviation over the runs of each model and
+    dataset (seeds of one recipe), for headline numbers."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["dataset"], row["epochs"]), []).append(row)
+    summary = []
+    for (model, dataset, epochs), members in groups.items():
+        accuracy = np.array([m["test_accuracy"] for m in members])
+        seconds = np.array([m["train_seconds"] for m in members])
+        summary.append({
+            "model": model, "dataset": dataset, "epochs": epochs, "runs": len(members),
+            "test_accuracy_mean": float(accuracy.mean()),
+            "test_accuracy_std": float(accuracy.std(ddof=1)) if len(members) > 1 else None,
+            "train_seconds_mean": float(seconds.mean()),
+        })
+    return summary

@@ -60,6 +60,18 @@ def test_time_to_accuracy_reads_finished_runs(tmp_path):
     assert row["seconds_to_val_0.01"] == pytest.approx(first_epoch_seconds, abs=0.1)  # reached after epoch 1
 
 
+def test_seeds_of_one_recipe_are_summarised_as_mean_and_standard_deviation():
+    from bench.time_to_accuracy import mean_and_spread
+
+    rows = [dict(model="vit:a", dataset="d", epochs=5, test_accuracy=acc, train_seconds=10.0 * i)
+            for i, acc in enumerate([0.90, 0.92, 0.94])] + [
+        dict(model="cnn:b", dataset="d", epochs=5, test_accuracy=0.5, train_seconds=3.0)]
+    vit, cnn = mean_and_spread(rows)
+    assert (vit["runs"], cnn["runs"]) == (3, 1)
+    assert vit["test_accuracy_mean"] == pytest.approx(0.92) and vit["test_accuracy_std"] == pytest.approx(0.02)
+    assert vit["train_seconds_mean"] == pytest.approx(10.0) and cnn["test_accuracy_std"] is None
+
+
 def test_bad_model_names_fail_in_one_line():
     result = run_benchmark("--model", "mlp:big")
     assert result.returncode == 2 and "Traceback" not in result.stderr
