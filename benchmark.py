@@ -8,21 +8,17 @@
 
 import datetime
 import json
-import os
 import pathlib
-import platform
+import subprocess
 import sys
+import tempfile
 
-from harness import quiet
+# Light imports only: each speed row is measured in its own process (bench/one.py), which loads Keras.
+from harness.cli import OneLineErrorParser, fraction, positive
+from harness.config import JIT_COMPILE, PRECISIONS
+from harness.errors import cli_main
 
-quiet.silence_tensorflow_startup()
-
-from harness.cli import OneLineErrorParser, fraction, positive  # noqa: E402
-from harness.config import JIT_COMPILE  # noqa: E402
-from harness.errors import UserError, cli_main  # noqa: E402
-from harness.precision import PRECISIONS  # noqa: E402
-
-QUICK = dict(models=["vit:vit_cifar_mini", "cnn:resnet8"], batch_size=64, warmup_steps=2, steps=6)
+QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
     ("model", "name", "{}"), ("params", "params", "{:,}"), ("batch", "batch_size", "{}"),
     ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("train img/s", "train_images_per_second", "{:,.0f}"),
@@ -44,44 +40,33 @@ def print_table(rows, columns):
             print("  ".join("-" * width for width in widths))
 
 
-def environment():
-    import keras
-
-    from bench.measure import device_name
-    from harness.manifest import library_versions
-
-    return {"device": device_name(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "backend": keras.backend.backend(), "versions": library_versions(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
-
-
 def speed_rows(args):
-    from bench.run import parse_variant, run_variant
-
     settings = {key: getattr(args, key) or QUICK[key] if args.quick else getattr(args, key) or default
                 for key, default in (("batch_size", 256), ("warmup_steps", 5), ("steps", 50))}
     variants = list(args.model or (QUICK["models"] if args.quick else ["vit:vit_cifar_tiny"]))
-    try:
-        parsed = [parse_variant(text) for text in variants]
-    except ValueError as error:
-        raise UserError(str(error)) from None
     if args.side_by_side or args.quick:
-        parsed += [("baseline", preset) for kind, preset in parsed if kind == "vit"]
+        variants += ["baseline:" + text.partition(":")[2] for text in variants if text.startswith("vit:")]
     rows = []
-    for kind, preset in parsed:
-        print(f"measuring {kind}:{preset} ...", flush=True)
-        try:
-            measurement = run_variant(kind, preset, settings["batch_size"], args.precision, args.jit_compile,
-                                      settings["warmup_steps"], settings["steps"])
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        rows.append(measurement.__dict__)
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant in variants:
+            print(f"measuring {variant} ...", flush=True)
+            out = pathlib.Path(scratch) / "row.json"
+            measured = subprocess.run([
+                sys.executable, "-m", "bench.one", variant, str(settings["batch_size"]), args.precision,
+                args.jit_compile, str(settings["warmup_steps"]), str(settings["steps"]), str(out),
+            ], cwd=pathlib.Path(__file__).resolve().parent)
+            if measured.returncode != 0:  # its one-line error is already on stderr
+                sys.exit(measured.returncode)
+            rows.append(json.loads(out.read_text()))
+    environment = rows[0].pop("environment")
+    for row in rows[1:]:
+        row.pop("environment")
     speedups = {}
     for row in rows:
         if row["name"].startswith("baseline:"):
             ours = next(r for r in rows if r["name"] == "vit:" + row["name"].split(":", 1)[1])
             speedups[ours["name"]] = round(ours["train_images_per_second"] / row["train_images_per_second"], 2)
-    return rows, speedups, settings
+    return rows, speedups, settings, environment
 
 
 @cli_main
@@ -104,9 +89,15 @@ def main(argv=None):
     parser.add_argument("--out", help="JSON file to write (default: benchmarks/benchmark-<time>.json)")
     args = parser.parse_args(argv)
 
-    result = {"environment": environment()}
+    result = {}
     if args.runs:
+        from harness import quiet
+
+        quiet.silence_tensorflow_startup()
+        from bench.measure import environment
         from bench.time_to_accuracy import mean_and_spread, time_to_accuracy
+
+        result["environment"] = environment()
 
         rows = [time_to_accuracy(run, args.target) for run in args.runs]
         key = f"seconds_to_val_{args.target:g}"
@@ -120,8 +111,8 @@ def main(argv=None):
             print(f"{group['model']} on {group['dataset']}, {group['epochs']} epochs, {group['runs']} run(s): "
                   f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, {group['train_seconds_mean']:.0f} s training")
     else:
-        rows, speedups, settings = speed_rows(args)
-        env = result["environment"]
+        rows, speedups, settings, env = speed_rows(args)
+        result["environment"] = {**env, "command": " ".join(sys.argv)}
         print(f"\n{env['device']} | backend {env['backend']} | " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print_table(rows, COLUMNS)
         for name, speedup in speedups.items():

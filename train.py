@@ -14,12 +14,11 @@ from harness import quiet
 quiet.silence_tensorflow_startup()
 
 from harness.augment import AUGMENTATIONS, MIXINGS  # noqa: E402
-from harness.config import DEFAULTS, JIT_COMPILE, OPTIMIZERS, TrainConfig  # noqa: E402
+from harness.config import DEFAULTS, JIT_COMPILE, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: E402
 from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
 from harness.cli import OneLineErrorParser, fraction, non_negative, positive  # noqa: E402
 from harness.errors import UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
-from harness.precision import PRECISIONS  # noqa: E402
 from harness.recipes import RECIPES  # noqa: E402
 
 

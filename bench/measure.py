@@ -1,7 +1,11 @@
 """Timing one model's training and inference steps, and what the device reports about them."""
 
 import dataclasses
+import datetime
+import os
+import platform
 import resource
+import sys
 import time
 
 import keras
@@ -17,6 +21,9 @@ PEAK_FLOPS = {
     "H200": {"mixed_bfloat16": 989e12, "mixed_float16": 989e12, "float32": 494.7e12},
     "A100": {"mixed_bfloat16": 312e12, "mixed_float16": 312e12, "float32": 156e12},
 }
+
+
+TRAIN_REPEATS, EVAL_REPEATS = 2, 3  # the first evaluation compiles, so the minimum is of the others
 
 
 @dataclasses.dataclass
@@ -51,6 +58,15 @@ def device_name():
     import torch
 
     return torch.cuda.get_device_name(0)
+
+
+def environment():
+    """Device, backend, versions and time, for every benchmark file."""
+    from harness.manifest import library_versions
+
+    return {"device": device_name(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "backend": keras.backend.backend(), "versions": library_versions(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
 
 
 def peak_flops(precision):
@@ -102,6 +118,12 @@ def timed_fit(trainee, data, steps):
     return time.perf_counter() - start
 
 
+def timed_predict(model, data):
+    start = time.perf_counter()
+    model.predict(data, verbose=0)
+    return time.perf_counter() - start
+
+
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
             input_pipeline, flops=None):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
@@ -111,12 +133,10 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
     """
     reset_accelerator_peak()
     timed_fit(trainee, train_data, warmup_steps)
-    train_seconds = timed_fit(trainee, train_data, steps)
+    # Best of repeats: shared and virtual machines slow single runs down at random.
+    train_seconds = min(timed_fit(trainee, train_data, steps) for _ in range(TRAIN_REPEATS))
     eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size)
-    model.predict(eval_data, verbose=0)  # compiles
-    start = time.perf_counter()
-    model.predict(eval_data, verbose=0)
-    eval_seconds = time.perf_counter() - start
+    eval_seconds = min(timed_predict(model, eval_data) for _ in range(EVAL_REPEATS))  # the first compiles
     train_rate = steps * batch_size / train_seconds
     flops = flops or analysis.flops_per_image(model)
     peak = peak_flops(precision)

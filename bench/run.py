@@ -33,7 +33,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
     split = random_split(batch_size * steps_needed, image_size, num_classes)
-    eval_split = random_split(batch_size * 16, image_size, num_classes, seed=1)
+    eval_split = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
     if kind == "baseline":
         return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps)
 

@@ -22,6 +22,7 @@ FAMILY_DEFAULTS = {
 }
 OPTIMIZERS = ("adamw", "sgd")
 JIT_COMPILE = ("auto", "on", "off")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
 
 

@@ -4,9 +4,9 @@ import sys
 
 import keras
 
+from harness.config import PRECISIONS
 from harness.quiet import native_stderr_silenced
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def gpu_compute_capability():
