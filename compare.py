@@ -18,7 +18,7 @@ from harness.errors import UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.recipes import RECIPES  # noqa: E402
 
-DEFAULT_RECIPE = "smoke"  # sized for the embedded sample on a CPU: about four minutes on two cores
+DEFAULT_RECIPE = "smoke"  # sized for the embedded sample on a CPU (its budget: harness/recipes.py)
 
 
 @cli_main

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from harness import inputs
+
 
 class Patches(layers.Layer):
     def __init__(self, patch_size, **kwargs):
@@ -74,10 +76,9 @@ class CpuAugmentedBatches(keras.utils.PyDataset):
 
 def baseline_training_data(split, num_classes, batch_size, seed):
     """Shuffled batches augmented on the CPU: in tf.data where TensorFlow is installed, else in Python."""
-    try:
-        import tensorflow as tf
-    except ImportError:
+    if not inputs.tensorflow_available():
         return CpuAugmentedBatches(split, num_classes, batch_size, seed)
+    import tensorflow as tf
 
     augment = cpu_augmentation(seed)
     dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).shuffle(len(split), seed=seed)

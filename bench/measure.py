@@ -108,7 +108,7 @@ def reset_accelerator_peak():
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    # JAX keeps one process-wide peak: run one configuration per process for exact figures.
+    # JAX keeps one process-wide peak, which is per row: benchmark.py measures each row in its own process.
 
 
 def timed_fit(trainee, data, steps):

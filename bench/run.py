@@ -1,7 +1,5 @@
 """Benchmark configurations: our models as train.py trains them, and the straightforward baseline ViT."""
 
-import dataclasses
-
 import keras
 
 from bench import baseline_vit
@@ -34,8 +32,10 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     steps_needed = max(warmup_steps, steps)
     split = random_split(batch_size * steps_needed, image_size, num_classes)
     eval_split = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
+    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
     if kind == "baseline":
-        return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps)
+        return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps,
+                             steps, source)
 
     config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
                          jit_compile=jit_compile).with_recipe_defaults(family.default_preset)
@@ -44,13 +44,11 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     model = family.build(preset, image_size=image_size, num_classes=num_classes, **model_overrides(config))
     trainee = training_model(model, config, steps_per_epoch=steps_needed)
     data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
-    name = f"{kind}:{preset}"
-    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
-    return measure(name, model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
+    return measure(f"{kind}:{preset}", model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
                    warmup_steps, steps, f"{source}; augmentation in the model")
 
 
-def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps):
+def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps, source):
     keras.mixed_precision.set_global_policy("float32")
     architecture = family.resolve_config(preset, image_size=image_size, num_classes=num_classes)
     model = baseline_vit.build_baseline_vit(
@@ -62,10 +60,5 @@ def _run_baseline(preset, family, image_size, split, eval_split, num_classes, ba
     data = baseline_vit.baseline_training_data(split, num_classes, batch_size, seed=0)
     # The same architecture as ours, so the same FLOPs.
     flops = analysis.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
-    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
     return measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
                    warmup_steps, steps, f"{source}; augmentation on the CPU", flops=flops)
-
-
-def as_dict(measurement):
-    return dataclasses.asdict(measurement)

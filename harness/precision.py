@@ -8,7 +8,6 @@ from harness.config import PRECISIONS
 from harness.quiet import native_stderr_silenced
 
 
-
 def gpu_compute_capability():
     """(major, minor) of the first GPU the Keras backend sees, or None without a GPU."""
     backend = keras.backend.backend()
