@@ -45,7 +45,7 @@ def speed_rows(args):
                 for key, default in (("batch_size", 256), ("warmup_steps", 5), ("steps", 50))}
     variants = list(args.model or (QUICK["models"] if args.quick else ["vit:vit_cifar_tiny"]))
     if args.side_by_side or args.quick:
-        variants += ["baseline:" + text.partition(":")[2] for text in variants if text.startswith("vit:")]
+        variants += ["baseline:" + text.partition(":")[2] for text in variants if text.partition(":")[0] == "vit"]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for variant in variants:
