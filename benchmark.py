@@ -13,10 +13,10 @@ import subprocess
 import sys
 import tempfile
 
-# Light imports only: each speed row is measured in its own process (bench/one.py), which loads Keras.
+# Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness.cli import OneLineErrorParser, fraction, positive
-from harness.config import JIT_COMPILE, PRECISIONS
 from harness.errors import cli_main
+from harness.training.config import JIT_COMPILE, PRECISIONS
 
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
@@ -52,7 +52,7 @@ def speed_rows(args):
             print(f"measuring {variant} ...", flush=True)
             out = pathlib.Path(scratch) / "row.json"
             measured = subprocess.run([
-                sys.executable, "-m", "bench.one", variant, str(settings["batch_size"]), args.precision,
+                sys.executable, "-m", "harness.benchmarking.one", variant, str(settings["batch_size"]), args.precision,
                 args.jit_compile, str(settings["warmup_steps"]), str(settings["steps"]), str(out),
             ], cwd=pathlib.Path(__file__).resolve().parent)
             if measured.returncode != 0:  # its one-line error is already on stderr
@@ -94,8 +94,8 @@ def main(argv=None):
         from harness import quiet
 
         quiet.silence_tensorflow_startup()
-        from bench.measure import environment
-        from bench.time_to_accuracy import mean_and_spread, time_to_accuracy
+        from harness.benchmarking.measure import environment
+        from harness.benchmarking.time_to_accuracy import mean_and_spread, time_to_accuracy
 
         result["environment"] = environment()
 

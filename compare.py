@@ -13,12 +13,12 @@ from harness import quiet
 quiet.silence_tensorflow_startup()
 
 from harness.cli import OneLineErrorParser, positive  # noqa: E402
-from harness.config import TrainConfig  # noqa: E402
 from harness.errors import UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
-from harness.recipes import RECIPES  # noqa: E402
+from harness.training.config import TrainConfig  # noqa: E402
+from harness.training.recipes import RECIPES  # noqa: E402
 
-DEFAULT_RECIPE = "smoke"  # sized for the embedded sample on a CPU (its budget: harness/recipes.py)
+DEFAULT_RECIPE = "smoke"  # sized for the embedded sample on a CPU (its budget: harness/training/recipes.py)
 
 
 @cli_main
@@ -40,7 +40,7 @@ def main(argv=None):
             raise UserError(f"unknown {model} preset {preset!r}; choose one of: {', '.join(MODEL_FAMILIES[model].presets)}")
     out = pathlib.Path(args.out or f"reports/{datetime.datetime.now():%Y%m%d-%H%M%S}")
     from harness import data  # loads Keras
-    from harness.report import write_report
+    from harness.reporting.report import write_report
 
     with data.loading_once():  # both models, their evaluation and the report share one loaded copy
         run_dirs = [train_and_evaluate(model, preset, args, out) for model, preset in
@@ -50,8 +50,8 @@ def main(argv=None):
 
 
 def train_and_evaluate(model, preset, args, out):
-    from harness.evaluate_run import evaluate_run
-    from harness.trainer import train
+    from harness.reporting.evaluate_run import evaluate_run
+    from harness.training.trainer import train
 
     config = TrainConfig(
         model=model, recipe=args.recipe, preset=preset, dataset=args.dataset, data_dir=args.data_dir,

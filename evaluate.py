@@ -23,7 +23,7 @@ def main(argv=None):
     parser.add_argument("--top-k", type=positive(int), default=3, help="classes to show per image with --image (default: 3)")
     parser.add_argument("--batch-size", type=positive(int), default=256, help="images per prediction batch (default: 256)")
     args = parser.parse_args(argv)
-    from harness.evaluate_run import classify_images, evaluate_run  # loads Keras
+    from harness.reporting.evaluate_run import classify_images, evaluate_run  # loads Keras
 
     if args.image:
         classify_images(args.run_dir, args.image, args.top_k)

@@ -13,13 +13,13 @@ from harness import quiet
 
 quiet.silence_tensorflow_startup()
 
-from harness.augment import AUGMENTATIONS, MIXINGS  # noqa: E402
-from harness.config import DEFAULTS, JIT_COMPILE, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: E402
-from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
 from harness.cli import OneLineErrorParser, fraction, non_negative, positive  # noqa: E402
+from harness.data import DATASETS, DEFAULT_DATASET  # noqa: E402
 from harness.errors import UserError, cli_main  # noqa: E402
 from harness.models import MODEL_FAMILIES  # noqa: E402
-from harness.recipes import RECIPES  # noqa: E402
+from harness.training.augment import AUGMENTATIONS, MIXINGS  # noqa: E402
+from harness.training.config import DEFAULTS, JIT_COMPILE, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: E402
+from harness.training.recipes import RECIPES  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -96,7 +96,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ("overwrite", "resume")}
-    from harness.trainer import resume, train  # imported late: it loads Keras and TensorFlow
+    from harness.training.trainer import resume, train  # imported late: it loads Keras and TensorFlow
 
     try:
         if args.resume:

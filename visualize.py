@@ -18,7 +18,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for the PNG figures and report.md")
     parser.add_argument("--batch-size", type=positive(int), default=256, help="images per prediction batch")
     args = parser.parse_args(argv)
-    from harness.report import write_report  # loads Keras
+    from harness.reporting.report import write_report  # loads Keras
 
     report = write_report(args.run_dirs, args.out, args.batch_size)
     print(f"report: {report} (figures beside it)")

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_cli import REPO
 
 
@@ -61,7 +60,7 @@ def test_time_to_accuracy_reads_finished_runs(tmp_path):
 
 
 def test_seeds_of_one_recipe_are_summarised_as_mean_and_standard_deviation():
-    from bench.time_to_accuracy import mean_and_spread
+    from harness.benchmarking.time_to_accuracy import mean_and_spread
 
     rows = [dict(model="vit:a", dataset="d", epochs=5, test_accuracy=acc, train_seconds=10.0 * i)
             for i, acc in enumerate([0.90, 0.92, 0.94])] + [

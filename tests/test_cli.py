@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from test_data import write_cifar_batch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -4,11 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import write_image_folder
 from PIL import Image
 
 from harness.data import load_dataset, split_validation
 from harness.data.images import load_image
-from conftest import write_image_folder
 from harness.errors import UserError
 
 

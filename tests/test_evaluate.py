@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import REPO, run_train
 
-from harness import plots
 from harness.data import load_dataset
 from harness.errors import UserError
-from harness.evaluate_run import classify_images, evaluate_run
-from harness.evaluation import classification_metrics, confusion_matrix, misclassified_rows
-from test_cli import REPO, run_train
+from harness.reporting import plots
+from harness.reporting.evaluate_run import classify_images, evaluate_run
+from harness.reporting.metrics import classification_metrics, confusion_matrix, misclassified_rows
 
 
 @pytest.fixture(scope="module")

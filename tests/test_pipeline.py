@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from harness.array_pipeline import EvaluationBatches, TrainingBatches
-from harness.augment import RandomShift, build_augmentation, build_mixing, with_augmentation
 from harness.data import Split
-from harness.pipeline import make_dataset, make_training_dataset
+from harness.training.array_pipeline import EvaluationBatches, TrainingBatches
+from harness.training.augment import RandomShift, build_augmentation, build_mixing, with_augmentation
+from harness.training.tf_pipeline import make_dataset, make_training_dataset
 
 
 def small_split(count=10, seed=0):
@@ -131,7 +131,7 @@ def test_no_augmentation_is_none():
 
 def test_reseeding_repeats_the_augmentation_exactly():
     """The trainer reseeds the in-model augmentation each epoch from (seed, epoch); resumption relies on it."""
-    from harness.augment import reseed
+    from harness.training.augment import reseed
 
     augmentation = build_augmentation("crop_flip", seed=0)
     images = small_split(count=32, seed=4).images.astype("float32")

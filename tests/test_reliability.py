@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import write_image_folder
 from test_cli import REPO, run_train
 
@@ -107,7 +106,7 @@ def test_a_nan_loss_stops_with_a_clear_message(image_folder, tmp_path):
 
 def test_dataset_fingerprint_changes_with_the_data(tmp_path):
     from harness.data import load_dataset
-    from harness.manifest import dataset_fingerprint
+    from harness.training.manifest import dataset_fingerprint
 
     a = write_image_folder(tmp_path / "a", seed=0)
     b = write_image_folder(tmp_path / "b", seed=1)

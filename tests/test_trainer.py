@@ -6,11 +6,11 @@ from keras import ops
 
 import cnn_baseline
 import vit_tf
-from harness.config import TrainConfig
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
-from harness.run_dir import RunDirectory
-from harness.trainer import learning_rate_schedule, no_decay_variables
+from harness.training.config import TrainConfig
+from harness.training.run_dir import RunDirectory
+from harness.training.trainer import learning_rate_schedule, no_decay_variables
 
 
 def test_no_weight_decay_on_biases_norms_class_token_and_position_embeddings():
@@ -59,7 +59,7 @@ def test_run_directory_refuses_to_overwrite_a_run(tmp_path):
 
 
 def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
-    from harness.recipes import RECIPES
+    from harness.training.recipes import RECIPES
 
     course = TrainConfig(model="vit", recipe="course", epochs=3).with_recipe_defaults("vit_cifar_tiny")
     recipe = RECIPES["course"]["vit"]

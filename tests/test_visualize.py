@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import REPO
 
 import cnn_baseline
 import vit_tf
-from harness import analysis, compare_plots, model_plots
-from test_cli import REPO
+from harness.reporting import analysis, compare_plots, model_plots
 
 
 def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():

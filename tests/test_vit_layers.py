@@ -2,10 +2,10 @@
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 from keras import ops
 
-import numpy_reference as ref
 from vit_tf import layers as vit_layers
 from vit_tf.layers import (
     ClassToken,

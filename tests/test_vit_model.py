@@ -5,10 +5,10 @@ import json
 import keras
 import numpy as np
 import pytest
+from backend_gradients import loss_gradients
 from keras import ops
 
 import vit_tf
-from backend_gradients import loss_gradients
 from vit_tf.presets import CIFAR_PRESETS, PAPER_PRESETS
 
 

@@ -9,7 +9,7 @@ import sys
 import keras
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # harness/training/ -> repo
 
 
 def dataset_fingerprint(dataset):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.evaluate_run import open_run
+from harness.reporting.evaluate_run import open_run
 
 
 def time_to_accuracy(run_dir, target):

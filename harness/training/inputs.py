@@ -2,7 +2,7 @@
 
 import functools
 
-from harness import array_pipeline
+from harness.training import array_pipeline
 
 
 @functools.cache
@@ -18,7 +18,7 @@ def training_batches(split, num_classes, batch_size, epochs, seed, mixing="none"
                      deterministic=True):
     """Batches for `epochs` (a range): shuffled per (seed, epoch), full, optionally mixed."""
     if tensorflow_available():
-        from harness import pipeline
+        from harness.training import tf_pipeline as pipeline
 
         return pipeline.make_training_dataset(split, num_classes, batch_size, epochs, seed, mixing, mixing_alpha,
                                               deterministic)
@@ -28,7 +28,7 @@ def training_batches(split, num_classes, batch_size, epochs, seed, mixing="none"
 def evaluation_batches(split, num_classes, batch_size):
     """Batches in order, the last one possibly smaller."""
     if tensorflow_available():
-        from harness import pipeline
+        from harness.training import tf_pipeline as pipeline
 
         return pipeline.make_dataset(split, num_classes, batch_size)
     return array_pipeline.EvaluationBatches(split, num_classes, batch_size)

@@ -8,11 +8,12 @@ import zipfile
 import keras
 import numpy as np
 
-from harness import data, plots
+from harness import data
 from harness.data.images import load_image
 from harness.errors import UserError
-from harness.evaluation import classification_metrics, misclassified_rows, softmax
-from harness.run_dir import RunDirectory, write_json
+from harness.reporting import plots
+from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
+from harness.training.run_dir import RunDirectory, write_json
 
 GALLERY_SIZE = 24
 

@@ -1,7 +1,7 @@
 """One benchmark row, measured in a fresh process so that earlier rows (their input-pipeline threads,
 caches and memory peaks) cannot change it. benchmark.py runs it as
 
-    python -m bench.one KIND:PRESET BATCH_SIZE PRECISION JIT_COMPILE WARMUP_STEPS STEPS OUT_JSON
+    python -m harness.benchmarking.one KIND:PRESET BATCH_SIZE PRECISION JIT_COMPILE WARMUP_STEPS STEPS OUT_JSON
 """
 
 import dataclasses
@@ -19,8 +19,8 @@ from harness.errors import UserError, cli_main  # noqa: E402
 @cli_main
 def main():
     variant, batch_size, precision, jit_compile, warmup_steps, steps, out = sys.argv[1:]
-    from bench.measure import environment
-    from bench.run import parse_variant, run_variant
+    from harness.benchmarking.measure import environment
+    from harness.benchmarking.run import parse_variant, run_variant
 
     try:
         kind, preset = parse_variant(variant)

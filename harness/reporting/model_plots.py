@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from harness.plots import save_figure
+from harness.reporting.plots import save_figure
 
 
 def plot_patches(image, patch_size, path):

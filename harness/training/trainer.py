@@ -12,15 +12,16 @@ import time
 
 import keras
 
-from harness import data, inputs
-from harness.array_pipeline import epoch_seed
-from harness.augment import build_augmentation, reseed, with_augmentation
-from harness.config import DEFAULTS, TrainConfig
+from harness import data
 from harness.errors import UserError
-from harness.manifest import build_manifest
 from harness.models import MODEL_FAMILIES
-from harness.precision import describe_device, gpu_compute_capability, resolve_precision
-from harness.run_dir import RunDirectory, default_run_name, write_json
+from harness.training import inputs
+from harness.training.array_pipeline import epoch_seed
+from harness.training.augment import build_augmentation, reseed, with_augmentation
+from harness.training.config import DEFAULTS, TrainConfig
+from harness.training.manifest import build_manifest
+from harness.training.precision import describe_device, gpu_compute_capability, resolve_precision
+from harness.training.run_dir import RunDirectory, default_run_name, write_json
 
 # Weights that get no weight decay besides biases and normalisation scales (all of rank < 2).
 NO_DECAY_NAMES = ("class_token", "position_embedding")

@@ -1,14 +1,14 @@
 """In-memory batches as `keras.utils.PyDataset`s, for machines without TensorFlow (JAX or PyTorch only).
 
-They yield the same batches, in the same order, as the tf.data pipeline (`harness.pipeline`), which
+They yield the same batches, in the same order, as the tf.data pipeline (`harness.training.tf_pipeline`), which
 stays the pipeline wherever TensorFlow is installed.
 """
 
 import keras
 import numpy as np
 
-from harness.augment import build_mixing
 from harness.data import Split
+from harness.training.augment import build_mixing
 
 
 def epoch_seed(seed, epoch):

@@ -2,13 +2,14 @@
 
 import keras
 
-from bench import baseline_vit
-from bench.measure import measure, random_split
-from harness import analysis, inputs
-from harness.config import TrainConfig
+from harness.benchmarking import baseline_vit
+from harness.benchmarking.measure import measure, random_split
 from harness.models import MODEL_FAMILIES
-from harness.precision import resolve_precision
-from harness.trainer import model_overrides, training_model
+from harness.reporting import analysis
+from harness.training import inputs
+from harness.training.config import TrainConfig
+from harness.training.precision import resolve_precision
+from harness.training.trainer import model_overrides, training_model
 
 KINDS = ("vit", "cnn", "baseline")  # baseline: the straightforward Keras ViT of a vit preset's size
 

@@ -6,9 +6,10 @@ import pathlib
 import numpy as np
 
 import vit_tf
-from harness import analysis, compare_plots, data, model_plots, plots
-from harness.evaluate_run import load_model, open_run, predict_probabilities
-from harness.evaluation import confusion_matrix
+from harness import data
+from harness.reporting import analysis, compare_plots, model_plots, plots
+from harness.reporting.evaluate_run import load_model, open_run, predict_probabilities
+from harness.reporting.metrics import confusion_matrix
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
 ATTENTION_IMAGES = 128  # images averaged for mean attention distance, as the paper

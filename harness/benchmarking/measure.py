@@ -11,8 +11,9 @@ import time
 import keras
 import numpy as np
 
-from harness import analysis, inputs
-from harness.precision import gpu_compute_capability
+from harness.reporting import analysis
+from harness.training import inputs
+from harness.training.precision import gpu_compute_capability
 
 # Dense (no sparsity) peak FLOP/s of the tensor cores, from NVIDIA's data sheets, per precision.
 # H100 and H200 SXM share the same compute. float32 matmuls run as TF32 on these GPUs under XLA/JAX.
@@ -62,7 +63,7 @@ def device_name():
 
 def environment():
     """Device, backend, versions and time, for every benchmark file."""
-    from harness.manifest import library_versions
+    from harness.training.manifest import library_versions
 
     return {"device": device_name(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "backend": keras.backend.backend(), "versions": library_versions(),
@@ -129,7 +130,7 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
-    batches. `flops`: forward FLOPs per image, if `harness.analysis` cannot count the model's layers.
+    batches. `flops`: forward FLOPs per image, if `harness.reporting.analysis` cannot count the model's layers.
     """
     reset_accelerator_peak()
     timed_fit(trainee, train_data, warmup_steps)

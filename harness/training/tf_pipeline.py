@@ -4,9 +4,9 @@ import functools
 
 import tensorflow as tf
 
-from harness.array_pipeline import epoch_order, epoch_seed
-from harness.augment import build_mixing
 from harness.data import Split
+from harness.training.array_pipeline import epoch_order, epoch_seed
+from harness.training.augment import build_mixing
 
 
 def _to_model_inputs(images, labels, num_classes):
@@ -34,7 +34,7 @@ def make_training_dataset(split: Split, num_classes, batch_size, epochs, seed, m
     An epoch's batches depend only on (seed, epoch), so a run resumed at epoch k sees exactly the
     batches an uninterrupted run would. Each epoch has len(split) // batch_size full batches (at
     least one). Per-image augmentation is not here: it runs inside the training model
-    (`harness.augment`). With `deterministic`, mixing runs sequentially, since its layer draws from a
+    (`harness.training.augment`). With `deterministic`, mixing runs sequentially, since its layer draws from a
     stateful seed; otherwise in parallel.
     """
     images, labels = tf.constant(split.images), tf.constant(split.labels)

@@ -4,8 +4,8 @@ import sys
 
 import keras
 
-from harness.config import PRECISIONS
 from harness.quiet import native_stderr_silenced
+from harness.training.config import PRECISIONS
 
 
 def gpu_compute_capability():

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from harness import inputs
+from harness.training import inputs
 
 
 class Patches(layers.Layer):

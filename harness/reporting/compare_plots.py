@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from harness.plots import row_normalised, save_figure
+from harness.reporting.plots import row_normalised, save_figure
 
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 

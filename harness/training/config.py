@@ -1,13 +1,13 @@
 """Every setting of a training run, and where its defaults come from.
 
 A setting left as None is filled, in this order, from: the budget recipe (`--recipe`, see
-`harness.recipes`), the model family's defaults (`FAMILY_DEFAULTS`), then `DEFAULTS`.
+`harness.training.recipes`), the model family's defaults (`FAMILY_DEFAULTS`), then `DEFAULTS`.
 """
 
 import dataclasses
 from typing import Optional
 
-from harness.recipes import RECIPES
+from harness.training.recipes import RECIPES
 
 DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
@@ -29,7 +29,7 @@ WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of
 @dataclasses.dataclass
 class TrainConfig:
     model: str = "vit"  # "vit" or "cnn"
-    recipe: Optional[str] = None  # a key of harness.recipes.RECIPES: smoke, course, full
+    recipe: Optional[str] = None  # a key of harness.training.recipes.RECIPES: smoke, course, full
     preset: Optional[str] = None  # a key of the family's PRESETS; None: the recipe's or family default
     dataset: Optional[str] = None  # cifar10_sample (default), cifar10, cifar100, or a label for --data-dir
     data_dir: Optional[str] = None  # an image folder or CIFAR batch directory

@@ -1,1 +1,0 @@
-"""Speed measurements: `benchmark.py` and the straightforward baseline ViT it is compared with."""

@@ -1,0 +1,1 @@
+"""Benchmarking: speed and time-to-accuracy measurements for benchmark.py."""

@@ -1,0 +1,1 @@
+"""Reporting: metrics, evaluating a finished run, the paper's analyses, figures and the report."""

@@ -1,0 +1,1 @@
+"""Training: settings and recipes, input pipelines and augmentation, the trainer, run directories."""
