@@ -1,6 +1,7 @@
 """A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks")."""
 
 import keras
+import numpy as np
 from keras import layers
 
 from cnn_baseline.presets import DEFAULT_PRESET, PRESETS
@@ -70,6 +71,21 @@ def build_cnn(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     logits = layers.Dense(num_classes, dtype="float32", name="head")(x)
     return keras.Model(images, logits, name=preset)
+
+
+def flops_per_image(model):
+    """Forward-pass FLOPs of one image (2 per multiply-add) of the convolutions and the head.
+
+    Norms, activations and pooling are left out, as is usual. resnet20: 40.8 M multiply-adds.
+    """
+    multiply_adds = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            height, width = layer.output.shape[1:3]
+            multiply_adds += height * width * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.Dense):
+            multiply_adds += int(np.prod(layer.kernel.shape))
+    return 2 * multiply_adds
 
 
 def parameter_breakdown(model):

@@ -51,3 +51,8 @@ def test_unknown_preset_and_setting_fail_clearly():
         cnn_baseline.build_cnn("resnet1000")
     with pytest.raises(ValueError, match="unknown CNN setting"):
         cnn_baseline.build_cnn("resnet_test", width=3)
+
+
+def test_flops_match_the_published_count():
+    """He et al. (2016) give resnet20 about 41 M multiply-adds at 32 px."""
+    assert cnn_baseline.flops_per_image(cnn_baseline.build_cnn("resnet20")) / 2 == pytest.approx(40.8e6, rel=1e-2)

@@ -9,8 +9,8 @@ import vit_tf
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training.config import TrainConfig
+from harness.training.optimizer import learning_rate_schedule, no_decay_variables
 from harness.training.run_dir import RunDirectory
-from harness.training.trainer import learning_rate_schedule, no_decay_variables
 
 
 def test_no_weight_decay_on_biases_norms_class_token_and_position_embeddings():

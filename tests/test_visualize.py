@@ -74,11 +74,6 @@ def test_grad_cam_equals_the_gradient_definition():
     np.testing.assert_allclose(analysis.grad_cam(model, images), maps, rtol=1e-4, atol=1e-6)
 
 
-def test_flops_match_published_counts():
-    assert analysis.flops_per_image(vit_tf.build_vit("vit_b16", num_classes=1000)) / 2 == pytest.approx(17.56e9, rel=1e-3)
-    assert analysis.flops_per_image(cnn_baseline.build_cnn("resnet20")) / 2 == pytest.approx(40.8e6, rel=1e-2)
-
-
 def _history(seed):
     rng = np.random.default_rng(seed)
     epochs = np.arange(1, 6)

@@ -39,6 +39,10 @@ def test_paper_presets_have_the_exact_parameter_count(preset):
     assert sum(vit_tf.parameter_breakdown(model).values()) == expected
 
 
+def test_flops_match_the_published_count():
+    assert vit_tf.flops_per_image(vit_tf.build_vit("vit_b16", num_classes=1000)) / 2 == pytest.approx(17.56e9, rel=1e-3)
+
+
 def test_gap_classifier_drops_the_class_token():
     model = vit_tf.build_vit("vit_b16", num_classes=1000, classifier="gap")
     assert model.count_params() == paper_parameter_count(16, 768, 12, 3072, token=False) == 86_566_120

@@ -1,4 +1,6 @@
-"""The Vision Transformer (Dosovitskiy et al., 2020) as Keras 3 layers.
+"""The Vision Transformer (Dosovitskiy et al., 2020) as Keras 3 layers, one per idea of the paper.
+
+Uses Keras only (keras.ops in every layer, so any backend); never imports the harness.
 
     import vit_tf
     model = vit_tf.build_vit("vit_cifar_tiny", image_size=32, num_classes=10)
@@ -14,7 +16,7 @@ from vit_tf.layers import (
     TokenPooling,
     extract_patches,
 )
-from vit_tf.model import build_vit, encoder_outputs, parameter_breakdown, resolve_config
+from vit_tf.model import build_vit, encoder_outputs, flops_per_image, parameter_breakdown, resolve_config
 from vit_tf.presets import DEFAULT_PRESET, PRESETS
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "resolve_config",
     "encoder_outputs",
     "parameter_breakdown",
+    "flops_per_image",
     "extract_patches",
     "PatchEmbedding",
     "ClassToken",

@@ -11,7 +11,6 @@ import time
 import keras
 import numpy as np
 
-from harness.reporting import analysis
 from harness.training import inputs
 from harness.training.precision import gpu_compute_capability
 
@@ -126,11 +125,11 @@ def timed_predict(model, data):
 
 
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
-            input_pipeline, flops=None):
+            input_pipeline, flops):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
-    batches. `flops`: forward FLOPs per image, if `harness.reporting.analysis` cannot count the model's layers.
+    batches. `flops`: the model's forward FLOPs per image (`ModelFamily.flops_per_image`).
     """
     reset_accelerator_peak()
     timed_fit(trainee, train_data, warmup_steps)
@@ -139,7 +138,6 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
     eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size)
     eval_seconds = min(timed_predict(model, eval_data) for _ in range(EVAL_REPEATS))  # the first compiles
     train_rate = steps * batch_size / train_seconds
-    flops = flops or analysis.flops_per_image(model)
     peak = peak_flops(precision)
     return Measurement(
         name=name,

@@ -5,7 +5,6 @@ import keras
 from harness.benchmarking import baseline_vit
 from harness.benchmarking.measure import measure, random_split
 from harness.models import MODEL_FAMILIES
-from harness.reporting import analysis
 from harness.training import inputs
 from harness.training.config import TrainConfig
 from harness.training.precision import resolve_precision
@@ -46,7 +45,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     trainee = training_model(model, config, steps_per_epoch=steps_needed)
     data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
     return measure(f"{kind}:{preset}", model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
-                   warmup_steps, steps, f"{source}; augmentation in the model")
+                   warmup_steps, steps, f"{source}; augmentation in the model", family.flops_per_image(model))
 
 
 def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps, source):
@@ -60,6 +59,6 @@ def _run_baseline(preset, family, image_size, split, eval_split, num_classes, ba
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
     data = baseline_vit.baseline_training_data(split, num_classes, batch_size, seed=0)
     # The same architecture as ours, so the same FLOPs.
-    flops = analysis.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
+    flops = family.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
     return measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
                    warmup_steps, steps, f"{source}; augmentation on the CPU", flops=flops)

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from harness.reporting.evaluate_run import open_run
+from harness.training.run_dir import open_finished_run
 
 
 def time_to_accuracy(run_dir, target):
     """Accuracy, timing and the training seconds until validation accuracy first reached `target`."""
-    run, _ = open_run(run_dir)
+    run, _ = open_finished_run(run_dir)
     metrics, history = run.read_metrics(), run.read_history()
     elapsed, reached = 0.0, None
     for row in history:

@@ -1,9 +1,7 @@
-"""The paper's model analyses (section 4.5, appendix D.7-D.8), Grad-CAM, and FLOP counts, in numpy."""
+"""The paper's model analyses (section 4.5, appendix D.7-D.8) and Grad-CAM, in numpy."""
 
 import keras
 import numpy as np
-
-import vit_tf
 
 
 def attention_rollout(attention, has_class_token=True):
@@ -82,43 +80,3 @@ def grad_cam(model, images):
     weights = kernel[:, logits.argmax(axis=1)].T / (features.shape[1] * features.shape[2])  # (B, K')
     maps = np.maximum(np.einsum("bhwk,bk->bhw", features, weights), 0)
     return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
-
-
-def flops_per_image(model):
-    """Forward-pass FLOPs of one image (2 per multiply-add), from the layers' shapes.
-
-    Counts the patch projection, dense layers, convolutions and the two attention matmuls; norms,
-    activations and softmax are left out, as is usual. ViT-B/16 at 224 px: 17.6 G multiply-adds.
-    """
-    return 2 * (_vit_multiply_adds(model) if _is_vit(model) else _cnn_multiply_adds(model))
-
-
-def _is_vit(model):
-    return any(isinstance(layer, vit_tf.PatchEmbedding) for layer in model.layers)
-
-
-def _vit_multiply_adds(model):
-    patches = model.get_layer("patch_embedding")
-    tokens = model.get_layer("position_embedding").position_embedding.shape[1]  # T = N (+ 1)
-    kernel = patches.projection.kernel.shape  # (P^2 C, D)
-    blocks = [layer for layer in model.layers if isinstance(layer, vit_tf.EncoderBlock)]
-    head = model.get_layer("head").kernel.shape
-    per_block = sum(
-        4 * tokens * block.hidden_dim**2  # q, k, v and output projections
-        + 2 * tokens * tokens * block.hidden_dim  # q k^T and A v
-        + 2 * tokens * block.hidden_dim * block.mlp_dim  # the MLP
-        for block in blocks
-    )
-    num_patches = tokens - (model.get_layer("pooling").mode == "token")
-    return num_patches * kernel[0] * kernel[1] + per_block + head[0] * head[1]
-
-
-def _cnn_multiply_adds(model):
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            height, width = layer.output.shape[1:3]
-            total += height * width * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, keras.layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-    return total

@@ -13,19 +13,9 @@ from harness.data.images import load_image
 from harness.errors import UserError
 from harness.reporting import plots
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
-from harness.training.run_dir import RunDirectory, write_json
+from harness.training.run_dir import open_finished_run, write_json
 
 GALLERY_SIZE = 24
-
-
-def open_run(run_dir):
-    """The run directory and its config, or a clear error if it is not a finished run."""
-    run = RunDirectory(run_dir)
-    if not run.config_path.is_file():
-        raise UserError(f"{run.path} is not a run directory (no config.json); give a folder train.py wrote")
-    if not run.model_path.is_file():
-        raise UserError(f"{run.path} has no model.keras: the run did not finish; train it again")
-    return run, run.read_config()
 
 
 def load_model(run):
@@ -57,7 +47,7 @@ def predict_probabilities(model, images, batch_size):
 
 def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
     """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png."""
-    run, config = open_run(run_dir)
+    run, config = open_finished_run(run_dir)
     model = load_model(run)
     if data_dir is None and dataset is None:
         dataset, data_dir = config["dataset"], config.get("data_dir")
@@ -94,7 +84,7 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
 
 def classify_images(run_dir, paths, top_k=3):
     """Prints and plots the top-k classes of each image; returns [(path, [(class, p), ...])]."""
-    run, config = open_run(run_dir)
+    run, config = open_finished_run(run_dir)
     model = load_model(run)
     class_names, size = config["class_names"], config["image_size"]
     images = []

@@ -7,9 +7,11 @@ import numpy as np
 
 import vit_tf
 from harness import data
+from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, model_plots, plots
-from harness.reporting.evaluate_run import load_model, open_run, predict_probabilities
+from harness.reporting.evaluate_run import load_model, predict_probabilities
 from harness.reporting.metrics import confusion_matrix
+from harness.training.run_dir import open_finished_run
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
 ATTENTION_IMAGES = 128  # images averaged for mean attention distance, as the paper
@@ -42,14 +44,14 @@ def read_history(run):
 
 
 def load_run_result(run_dir, label, batch_size=256):
-    run, config = open_run(run_dir)
+    run, config = open_finished_run(run_dir)
     model = load_model(run)
     dataset = data.load_dataset(config["dataset"], config.get("data_dir"), config["image_size"])
     probabilities, _ = predict_probabilities(model, dataset.test.images, batch_size)
     metrics = run.read_metrics() if run.metrics_path.exists() else {}
     summary = {
         "params": model.count_params(),
-        "flops_per_image": analysis.flops_per_image(model),
+        "flops_per_image": MODEL_FAMILIES[config["model"]].flops_per_image(model),
         "images_per_second": metrics.get("images_per_second"),
         "train_seconds": metrics.get("train_seconds"),
         "best_val_accuracy": metrics.get("best_val_accuracy"),
@@ -64,7 +66,7 @@ def run_labels(run_dirs):
     """Short unique labels such as "vit vit_cifar_mini", numbered when two runs share one."""
     labels = []
     for run_dir in run_dirs:
-        config = open_run(run_dir)[1]
+        config = open_finished_run(run_dir)[1]
         label = f"{config['model']} {config['preset']}"
         labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
     return labels

@@ -9,17 +9,7 @@ import numpy as np
 
 from harness.data import Split
 from harness.training.augment import build_mixing
-
-
-def epoch_seed(seed, epoch):
-    """A seed for one epoch's shuffle and mixing, derived from the run's seed."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def epoch_order(length, batch_size, seed, epoch):
-    """The image indices of one epoch's full batches, a permutation drawn from (seed, epoch)."""
-    steps = max(1, length // batch_size)
-    return np.random.default_rng(epoch_seed(seed, epoch)).permutation(length)[: steps * batch_size]
+from harness.training.seeding import epoch_order, epoch_seed
 
 
 def model_inputs(split, indices, num_classes):

@@ -128,3 +128,13 @@ class RunDirectory:
 
     def read_metrics(self):
         return json.loads(self.metrics_path.read_text())
+
+
+def open_finished_run(run_dir):
+    """The run directory and its config, or a clear error if it is not a finished run."""
+    run = RunDirectory(run_dir)
+    if not run.config_path.is_file():
+        raise UserError(f"{run.path} is not a run directory (no config.json); give a folder train.py wrote")
+    if not run.model_path.is_file():
+        raise UserError(f"{run.path} has no model.keras: the run did not finish; train it again")
+    return run, run.read_config()

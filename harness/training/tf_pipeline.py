@@ -5,8 +5,8 @@ import functools
 import tensorflow as tf
 
 from harness.data import Split
-from harness.training.array_pipeline import epoch_order, epoch_seed
 from harness.training.augment import build_mixing
+from harness.training.seeding import epoch_order, epoch_seed
 
 
 def _to_model_inputs(images, labels, num_classes):

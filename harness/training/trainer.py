@@ -5,10 +5,7 @@ completed epoch; with the same seed on a CPU, the resumed run ends exactly as an
 """
 
 import dataclasses
-import math
-import statistics
 import sys
-import time
 
 import keras
 
@@ -16,44 +13,14 @@ from harness import data
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs
-from harness.training.array_pipeline import epoch_seed
-from harness.training.augment import build_augmentation, reseed, with_augmentation
+from harness.training.augment import build_augmentation, with_augmentation
+from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder
 from harness.training.config import DEFAULTS, TrainConfig
 from harness.training.manifest import build_manifest
-from harness.training.precision import describe_device, gpu_compute_capability, resolve_precision
+from harness.training.optimizer import build_optimizer
+from harness.training.precision import describe_device, resolve_precision
 from harness.training.run_dir import RunDirectory, default_run_name, write_json
-
-# Weights that get no weight decay besides biases and normalisation scales (all of rank < 2).
-NO_DECAY_NAMES = ("class_token", "position_embedding")
-
-
-def no_decay_variables(model):
-    """Biases, LayerNorm/BatchNorm parameters, the class token and position embeddings."""
-    return [v for v in model.trainable_variables if len(v.shape) < 2 or v.name in NO_DECAY_NAMES]
-
-
-def learning_rate_schedule(peak, total_steps, warmup_steps):
-    """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine decay to 0."""
-    warmup_steps = min(warmup_steps, total_steps - 1)
-    if warmup_steps <= 0:
-        return keras.optimizers.schedules.CosineDecay(peak, total_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, total_steps - warmup_steps, warmup_target=peak, warmup_steps=warmup_steps
-    )
-
-
-def build_optimizer(config, model, steps_per_epoch):
-    schedule = learning_rate_schedule(
-        config.learning_rate,
-        total_steps=config.epochs * steps_per_epoch,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-    )
-    if config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    else:
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
-    return optimizer
+from harness.training.seeding import seed_everything
 
 
 def training_model(model, config, steps_per_epoch):
@@ -67,101 +34,6 @@ def training_model(model, config, steps_per_epoch):
         jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
     )
     return trainee
-
-
-def augmentation_reseeder(trainee, seed):
-    """[AugmentationReseeder] for a model with augmentation layers, else []."""
-    names = [layer.name for layer in trainee.layers]
-    return [AugmentationReseeder(trainee.get_layer("augmentation"), seed)] if "augmentation" in names else []
-
-
-def seed_everything(seed):
-    """Seeds Python, numpy and the backend; on a CPU with TensorFlow, also makes its ops deterministic.
-
-    Returns whether the run is bit-reproducible (CPU). GPU kernels are left fast, not deterministic.
-    """
-    keras.utils.set_random_seed(seed)
-    if gpu_compute_capability() is not None:
-        return False
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    return True
-
-
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite, and remembers where."""
-
-    def __init__(self):
-        super().__init__()
-        self.failure = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss) and self.failure is None:
-            self.failure = (self.epoch + 1, batch + 1, loss)
-            self.model.stop_training = True
-
-
-class AugmentationReseeder(keras.callbacks.Callback):
-    """Seeds the in-model augmentation at each epoch start from (seed, epoch), as the input pipeline is."""
-
-    def __init__(self, augmentation, seed):
-        super().__init__()
-        self.augmentation, self.seed = augmentation, seed
-
-    def on_epoch_begin(self, epoch, logs=None):
-        reseed(self.augmentation, epoch_seed(self.seed, epoch))
-
-
-class EpochRecorder(keras.callbacks.Callback):
-    """After each epoch: one history.csv row, then a checkpoint (the order `resume` relies on).
-
-    Times the training part of each epoch apart from validation.
-    """
-
-    def __init__(self, run, train_images, guard):
-        super().__init__()
-        self.run = run
-        self.train_images = train_images
-        self.guard = guard
-        self.train_seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.perf_counter()
-        self.train_end = None
-
-    def on_test_begin(self, logs=None):  # validation starts once the epoch's training steps are done
-        self.train_end = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.guard.failure:  # the epoch did not finish: keep the last good checkpoint
-            return
-        now = time.perf_counter()
-        train_seconds = (self.train_end or now) - self.epoch_start
-        self.train_seconds.append(train_seconds)
-        learning_rate = self.model.optimizer.learning_rate
-        self.run.append_history(
-            {
-                **{name: round(float(value), 6) for name, value in (logs or {}).items()},
-                "epoch": epoch + 1,
-                "seconds": round(now - self.epoch_start, 3),
-                "images_per_second": round(self.train_images / train_seconds, 1),
-                "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
-            }
-        )
-        self.run.save_checkpoint(self.model)
-
-    def steady_images_per_second(self):
-        """Training throughput of a typical epoch; the first includes compilation, so it is left out."""
-        if not self.train_seconds:
-            return None
-        seconds = self.train_seconds[1:] or self.train_seconds
-        return self.train_images / statistics.median(seconds)
 
 
 def print_parameters(model, breakdown):
