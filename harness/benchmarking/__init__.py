@@ -1,1 +1,4 @@
-"""Benchmarking: speed and time-to-accuracy measurements for benchmark.py."""
+"""Benchmarking, for benchmark.py: speed (img/s, FLOPs, MFU, memory) and time-to-accuracy of runs.
+
+May use harness.training, harness.data, harness.models and the top-level helpers; never harness.reporting.
+"""

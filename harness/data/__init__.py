@@ -1,4 +1,6 @@
-"""Every data source, loaded into memory as numpy arrays (`ImageDataset`).
+"""Data: every source loaded into memory as numpy arrays (`ImageDataset`), the same for every backend.
+
+May use the harness's top-level helpers only (no Keras, no model, no training).
 
     load_dataset("cifar10_sample")              # embedded in the repo, offline
     load_dataset("cifar10") / ("cifar100")      # TensorFlow Datasets download

@@ -1,1 +1,4 @@
-"""Reporting: metrics, evaluating a finished run, the paper's analyses, figures and the report."""
+"""Reporting: metrics, evaluating a finished run, the paper's analyses, the figures and report.md.
+
+May use harness.training (run directories), harness.data, harness.models and the top-level helpers.
+"""
