@@ -30,14 +30,20 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
 def residual_block(x, filters, stride, name):
     """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus the shortcut.
 
-    The shortcut is the identity, or a strided 1x1 convolution where the shape changes.
+    The shortcut is the identity, or a strided 1x1 convolution where the shape changes, written as
+    "keep every `stride`-th pixel, then a 1x1 convolution": the same function and weights. (On CPUs,
+    TensorFlow 2.20-2.21's oneDNN kernel for the weight gradient of a strided 1x1 convolution corrupts
+    the heap for odd batch sizes with fewer than 16 input channels; see README, "Bad input".)
     """
     preactivated = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(x))
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
+        subsampled = preactivated
+        if stride != 1:
+            subsampled = layers.AveragePooling2D(1, stride, name=f"{name}_shortcut_subsample")(preactivated)
         shortcut = layers.Conv2D(
-            filters, 1, stride, use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_shortcut"
-        )(preactivated)
+            filters, 1, use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_shortcut"
+        )(subsampled)
     y = layers.Conv2D(
         filters, 3, stride, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name=f"{name}_conv1"
     )(preactivated)

@@ -56,3 +56,16 @@ def test_unknown_preset_and_setting_fail_clearly():
 def test_flops_match_the_published_count():
     """He et al. (2016) give resnet20 about 41 M multiply-adds at 32 px."""
     assert cnn_baseline.flops_per_image(cnn_baseline.build_cnn("resnet20")) / 2 == pytest.approx(40.8e6, rel=1e-2)
+
+
+def test_the_projection_shortcut_is_a_strided_1x1_convolution():
+    """Written as subsample-then-1x1-conv (to avoid a oneDNN crash), it must stay the same function."""
+    model = cnn_baseline.build_cnn("resnet_test")
+    probe = keras.Model(model.input, [model.get_layer("stage1_block0_relu1").output,
+                                      model.get_layer("stage1_block0_shortcut").output])
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    preactivated, shortcut = (ops.convert_to_numpy(t) for t in probe(images))
+    kernel = ops.convert_to_numpy(model.get_layer("stage1_block0_shortcut").kernel)  # (1, 1, C_in, C_out)
+    strided = ops.convert_to_numpy(ops.conv(preactivated, kernel, strides=2))
+    assert shortcut.shape == (3, 16, 16, 16)
+    np.testing.assert_allclose(shortcut, strided, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,56 @@
+"""One training step of every preset at odd and even batch sizes, on the CPU, in this process.
+
+Run by tests/test_native_crash.py as a subprocess: a native crash (a oneDNN kernel corrupting the
+heap for some shapes) kills the process, which the test sees as its exit code. Prints one line per
+combination, so the last line names the one that crashed.
+
+For time, each model is cut to the fewest blocks that still hold every distinct layer shape: one
+ViT block (all blocks are alike), one residual block per ResNet stage (the first block of a stage is
+the one whose shape changes). Paper-sized ViTs run at 2 x 2 patches: they have no convolution, the
+kind of kernel that crashed. Arguments: the model families to probe (default: all).
+"""
+
+import sys
+
+import numpy as np
+
+from harness import quiet
+
+quiet.silence_tensorflow_startup()
+
+from harness.models import MODEL_FAMILIES  # noqa: E402
+from harness.training.config import TrainConfig  # noqa: E402
+from harness.training.trainer import training_model  # noqa: E402
+
+SMALL_BATCHES = (1, 65)  # odd sizes set off the oneDNN bug; 65 as in the original report
+PAPER_BATCHES = (3,)
+
+
+def combinations(families):
+    for name in families:
+        for preset, row in MODEL_FAMILIES[name].presets.items():
+            paper_sized = row.get("image_size", 32) > 32
+            if name == "cnn":
+                overrides = dict(blocks_per_stage=(1,) * len(row["stage_widths"]))
+            else:
+                overrides = dict(num_layers=1, image_size=2 * row["patch_size"]) if paper_sized else dict(num_layers=1)
+            for batch_size in PAPER_BATCHES if paper_sized else SMALL_BATCHES:
+                yield name, preset, batch_size, overrides
+
+
+def main(families):
+    rng = np.random.default_rng(0)
+    for name, preset, batch_size, overrides in combinations(families or list(MODEL_FAMILIES)):
+        family = MODEL_FAMILIES[name]
+        config = TrainConfig(model=name, preset=preset, epochs=1, batch_size=batch_size).with_recipe_defaults(preset)
+        model = family.build(preset, num_classes=10, **overrides)
+        trainee = training_model(model, config, steps_per_epoch=1)
+        size = model.input_shape[1]
+        images = rng.integers(0, 256, (batch_size, size, size, 3)).astype("float32")
+        labels = np.eye(10, dtype="float32")[rng.integers(0, 10, batch_size)]
+        loss = trainee.train_on_batch(images, labels)
+        print(f"{name} {preset} batch {batch_size}: loss {float(np.ravel(loss)[0]):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

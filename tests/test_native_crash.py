@@ -1,0 +1,42 @@
+"""No native crash: TensorFlow's oneDNN CPU kernel for the weight gradient of a strided 1x1 convolution
+corrupts the heap for odd batch sizes with fewer than 16 input channels (TF 2.20 and 2.21), which
+once killed `train.py --model cnn --preset resnet_test --batch-size 65` with a segmentation fault."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import write_image_folder
+from test_cli import REPO, run_train
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_backend():
+    pytest.importorskip("tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the crash was in TensorFlow's CPU kernels")
+
+
+@pytest.mark.parametrize("batch_size", [65, 127])
+def test_the_reported_batch_sizes_train(tmp_path, batch_size):
+    result = run_train("--model", "cnn", "--preset", "resnet_test", "--batch-size", batch_size, "--epochs", 1,
+                       "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_default_batch_on_81_training_images_trains(tmp_path):
+    """One step over all 81 images: an odd batch, as in the report."""
+    folder = write_image_folder(tmp_path / "images", per_class=(27, 2))
+    result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", folder, "--val-fraction", 0,
+                       "--epochs", 1, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_preset_takes_a_training_step_at_odd_batch_sizes():
+    probe = subprocess.run([sys.executable, "tests/native_crash_probe.py"], cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    last = (probe.stdout.strip().splitlines() or ["nothing"])[-1]
+    assert probe.returncode == 0, f"exit {probe.returncode} after: {last}\n{probe.stderr[-1500:]}"
