@@ -14,9 +14,12 @@ import sys
 import tempfile
 
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
-from harness.cli import OneLineErrorParser, fraction, positive
-from harness.errors import cli_main
+from harness import backend
+from harness.benchmarking.variants import parse_variant
+from harness.cli import OneLineErrorParser, fraction, positive, text
+from harness.errors import UserError, cli_main
 from harness.training.config import JIT_COMPILE, PRECISIONS
+from harness.training.run_dir import check_writable, open_finished_run
 
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
@@ -69,10 +72,9 @@ def speed_rows(args):
     return rows, speedups, settings, environment
 
 
-@cli_main
-def main(argv=None):
+def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", metavar="KIND:PRESET",
+    parser.add_argument("--model", action="append", type=text, metavar="KIND:PRESET",
                         help="vit:PRESET, cnn:PRESET or baseline:PRESET; repeatable (default: vit:vit_cifar_tiny)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small models and few steps: {', '.join(QUICK['models'])} and the baseline ViT")
@@ -84,16 +86,27 @@ def main(argv=None):
     parser.add_argument("--steps", type=positive(int), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
-    parser.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="report time-to-accuracy of finished runs instead")
+    parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR", help="report time-to-accuracy of finished runs instead")
     parser.add_argument("--target", type=fraction, default=0.9, help="validation accuracy for --runs (default: 0.9)")
-    parser.add_argument("--out", help="JSON file to write (default: benchmarks/benchmark-<time>.json)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=text, help="JSON file to write (default: benchmarks/benchmark-<time>.json)")
+    return parser
+
+
+@cli_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    out = pathlib.Path(args.out or f"benchmarks/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the JSON file to write")
+    check_writable(out.parent, option="--out")
+    for run in args.runs or []:  # checked before anything slow starts
+        open_finished_run(run)
+    for variant in args.model or []:
+        parse_variant(variant)
 
     result = {}
     if args.runs:
-        from harness import quiet
-
-        quiet.silence_tensorflow_startup()
+        backend.start()
         from harness.benchmarking.measure import environment
         from harness.benchmarking.time_to_accuracy import mean_and_spread, time_to_accuracy
 
@@ -118,7 +131,6 @@ def main(argv=None):
         for name, speedup in speedups.items():
             print(f"{name} trains {speedup:.2f}x as fast as the straightforward baseline ViT of its size")
         result.update(settings=settings, results=rows, speedup_over_baseline=speedups)
-    out = pathlib.Path(args.out or f"benchmarks/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -5,25 +5,29 @@
     python evaluate.py runs/RUN --image cat.jpg    # top-k classes of your own images (any size/format)
 """
 
-from harness import quiet
+from harness import backend
+from harness.cli import OneLineErrorParser, positive, text
+from harness.errors import cli_main
+from harness.training.run_dir import open_finished_run
 
-quiet.silence_tensorflow_startup()
 
-from harness.cli import OneLineErrorParser, positive  # noqa: E402
-from harness.errors import cli_main  # noqa: E402
+def build_parser():
+    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=text, help="a run directory written by train.py")
+    parser.add_argument("--dataset", type=text, help="evaluate on this dataset instead of the run's own (same classes)")
+    parser.add_argument("--data-dir", type=text, help="evaluate on this image folder or CIFAR batch directory instead")
+    parser.add_argument("--image", nargs="+", type=text, metavar="PATH", help="classify these images instead")
+    parser.add_argument("--top-k", type=positive(int), default=3, help="classes to show per image with --image (default: 3)")
+    parser.add_argument("--batch-size", type=positive(int), default=256, help="images per prediction batch (default: 256)")
+    return parser
 
 
 @cli_main
 def main(argv=None):
-    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a run directory written by train.py")
-    parser.add_argument("--dataset", help="evaluate on this dataset instead of the run's own (same classes)")
-    parser.add_argument("--data-dir", help="evaluate on this image folder or CIFAR batch directory instead")
-    parser.add_argument("--image", nargs="+", metavar="PATH", help="classify these images instead")
-    parser.add_argument("--top-k", type=positive(int), default=3, help="classes to show per image with --image (default: 3)")
-    parser.add_argument("--batch-size", type=positive(int), default=256, help="images per prediction batch (default: 256)")
-    args = parser.parse_args(argv)
-    from harness.reporting.evaluate_run import classify_images, evaluate_run  # loads Keras
+    args = build_parser().parse_args(argv)
+    open_finished_run(args.run_dir)  # a folder that is no finished run answers before Keras loads
+    backend.start()
+    from harness.reporting.evaluate_run import classify_images, evaluate_run
 
     if args.image:
         classify_images(args.run_dir, args.image, args.top_k)

@@ -6,7 +6,16 @@ Uses Keras only; never imports the harness.
     model = cnn_baseline.build_cnn("resnet20", num_classes=10)
 """
 
-from cnn_baseline.model import build_cnn, flops_per_image, parameter_breakdown, resolve_config
-from cnn_baseline.presets import DEFAULT_PRESET, PRESETS
+import importlib
 
-__all__ = ["PRESETS", "DEFAULT_PRESET", "build_cnn", "resolve_config", "parameter_breakdown", "flops_per_image"]
+from cnn_baseline.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
+
+_LAZY = dict.fromkeys(["build_cnn", "flops_per_image", "parameter_breakdown"], "cnn_baseline.model")  # need Keras
+
+__all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
+
+
+def __getattr__(name):  # PEP 562: Keras loads on first use, as in vit_tf
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cnn_baseline' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

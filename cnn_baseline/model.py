@@ -4,27 +4,12 @@ import keras
 import numpy as np
 from keras import layers
 
-from cnn_baseline.presets import DEFAULT_PRESET, PRESETS
+from cnn_baseline.presets import DEFAULT_PRESET, resolve_config
 
 WEIGHT_INIT = "he_normal"
 # Keras' default BatchNorm momentum (0.99) leaves the moving statistics near their initial values
 # for the first few hundred steps, which short CIFAR runs never leave; 0.9 is PyTorch's default.
 BN_MOMENTUM = 0.9
-DEFAULT_IMAGE_SIZE = 32  # every preset is a CIFAR-style network
-
-
-def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
-    """The full architecture settings of a preset after overrides, validated."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown CNN preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    config = {**PRESETS[preset], "image_size": image_size or DEFAULT_IMAGE_SIZE, "num_classes": num_classes}
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(f"unknown CNN setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
-    config.update(overrides)
-    if len(config["stage_widths"]) != len(config["blocks_per_stage"]):
-        raise ValueError("stage_widths and blocks_per_stage must have one entry per stage")
-    return config
 
 
 def residual_block(x, filters, stride, name):

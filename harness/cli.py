@@ -1,6 +1,10 @@
-"""Pieces shared by the command-line entry points: the argument parser and argument types."""
+"""Pieces shared by the command-line entry points: the argument parser and argument types.
+
+Every type rejects what would only fail later: empty text, NaN, infinities, numbers out of range.
+"""
 
 import argparse
+import math
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -10,14 +14,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _number(text, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
 def positive(kind):
     """An argparse type: a number of `kind` (int or float) greater than zero."""
 
     def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        value = _number(text, kind)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
         return value
@@ -26,17 +37,31 @@ def positive(kind):
 
 
 def non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    """A float, 0 or more."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def non_negative_int(text):
+    """A whole number, 0 or more (a seed)."""
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
 
 
 def fraction(text):
+    """A float in [0, 1)."""
     value = non_negative(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text} must be below 1")
+    return value
+
+
+def text(value):
+    """Non-empty text (a name or a path)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("it is empty")
     return value

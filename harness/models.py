@@ -1,7 +1,11 @@
-"""The model families the harness trains, behind one interface."""
+"""The model families the harness trains, behind one interface.
+
+A family's presets and `resolve_config` are plain data; building, counting parameters and FLOPs
+load Keras on first use, so the command lines stay fast until they train.
+"""
 
 import dataclasses
-from typing import Callable
+import types
 
 import cnn_baseline
 import vit_tf
@@ -9,17 +13,32 @@ import vit_tf
 
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
-    build: Callable  # build(preset, image_size=..., num_classes=..., **overrides) -> keras.Model
-    resolve_config: Callable  # same arguments -> dict of every architecture setting
-    parameter_breakdown: Callable  # model -> {component: parameter count}
-    flops_per_image: Callable  # model -> forward-pass FLOPs of one image (2 per multiply-add)
-    presets: dict
-    default_preset: str
+    package: types.ModuleType  # vit_tf or cnn_baseline
+    builder: str  # the name of its build function
+
+    @property
+    def presets(self):
+        return self.package.PRESETS
+
+    @property
+    def default_preset(self):
+        return self.package.DEFAULT_PRESET
+
+    def build(self, preset, **settings):
+        """build(preset, image_size=..., num_classes=..., **overrides) -> keras.Model"""
+        return getattr(self.package, self.builder)(preset, **settings)
+
+    def resolve_config(self, preset, *args, **settings):
+        """The same arguments as `build` -> a dict of every architecture setting, validated."""
+        return self.package.resolve_config(preset, *args, **settings)
+
+    def parameter_breakdown(self, model):
+        """{component: parameter count}"""
+        return self.package.parameter_breakdown(model)
+
+    def flops_per_image(self, model):
+        """Forward-pass FLOPs of one image (2 per multiply-add)."""
+        return self.package.flops_per_image(model)
 
 
-MODEL_FAMILIES = {
-    "vit": ModelFamily(vit_tf.build_vit, vit_tf.resolve_config, vit_tf.parameter_breakdown, vit_tf.flops_per_image,
-                       vit_tf.PRESETS, vit_tf.DEFAULT_PRESET),
-    "cnn": ModelFamily(cnn_baseline.build_cnn, cnn_baseline.resolve_config, cnn_baseline.parameter_breakdown,
-                       cnn_baseline.flops_per_image, cnn_baseline.PRESETS, cnn_baseline.DEFAULT_PRESET),
-}
+MODEL_FAMILIES = {"vit": ModelFamily(vit_tf, "build_vit"), "cnn": ModelFamily(cnn_baseline, "build_cnn")}

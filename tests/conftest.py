@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from harness import quiet
+from harness import backend
 
-quiet.silence_tensorflow_startup()
+backend.start()
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +38,17 @@ def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
 
 
+def hiding(folder, *packages):
+    """PYTHONPATH for a subprocess in which importing `packages` fails as if they were not installed."""
+    for name in packages:
+        stand_in = folder / name
+        stand_in.mkdir(parents=True)
+        (stand_in / "__init__.py").write_text(f'raise ModuleNotFoundError("No module named {name}", name="{name}")\n')
+    return str(folder)
+
+
 @pytest.fixture
 def jax_without_tensorflow(tmp_path):
     """Environment variables for a subprocess on JAX that cannot import TensorFlow, like the GPU machines."""
     pytest.importorskip("jax")
-    stand_in = tmp_path / "without_tensorflow" / "tensorflow"
-    stand_in.mkdir(parents=True)
-    (stand_in / "__init__.py").write_text('raise ModuleNotFoundError("No module named tensorflow", name="tensorflow")\n')
-    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(stand_in.parent)}
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": hiding(tmp_path / "without_tensorflow", "tensorflow")}

@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
-from harness import quiet
+from harness import backend
 
-quiet.silence_tensorflow_startup()
+backend.start()
 
 from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.training.config import TrainConfig  # noqa: E402

@@ -109,7 +109,7 @@ def test_cifar_batches_and_default_run_name(tmp_path):
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--image-size", "30"], "image size 30 is not divisible by patch size 4"),
         (["--data-dir", "/nonexistent/folder"], "--data-dir /nonexistent/folder does not exist"),
-        (["--model", "cnn", "--drop-path-rate", "0.1"], "--drop-path-rate is stochastic depth for the ViT's blocks"),
+        (["--model", "cnn", "--drop-path-rate", "0.1"], "--drop-path-rate is a ViT option"),
         (["--recipe", "huge"], "argument --recipe: invalid choice: 'huge'"),
         (["--mixing-alpha", "0"], "--mixing-alpha: 0 must be greater than 0"),
     ],

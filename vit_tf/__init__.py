@@ -6,33 +6,26 @@ Uses Keras only (keras.ops in every layer, so any backend); never imports the ha
     model = vit_tf.build_vit("vit_cifar_tiny", image_size=32, num_classes=10)
 """
 
-from vit_tf.layers import (
-    ClassToken,
-    EncoderBlock,
-    MlpBlock,
-    MultiHeadSelfAttention,
-    PatchEmbedding,
-    PositionEmbedding,
-    TokenPooling,
-    extract_patches,
-)
-from vit_tf.model import build_vit, encoder_outputs, flops_per_image, parameter_breakdown, resolve_config
-from vit_tf.presets import DEFAULT_PRESET, PRESETS
+import importlib
 
-__all__ = [
-    "PRESETS",
-    "DEFAULT_PRESET",
-    "build_vit",
-    "resolve_config",
-    "encoder_outputs",
-    "parameter_breakdown",
-    "flops_per_image",
-    "extract_patches",
-    "PatchEmbedding",
-    "ClassToken",
-    "PositionEmbedding",
-    "MultiHeadSelfAttention",
-    "MlpBlock",
-    "EncoderBlock",
-    "TokenPooling",
-]
+from vit_tf.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
+
+# The rest needs Keras, which takes seconds to import, so it loads on first use (PEP 562): the
+# command lines can list the presets in --help and check options without it.
+_LAZY = {
+    **dict.fromkeys(["build_vit", "encoder_outputs", "flops_per_image", "parameter_breakdown"], "vit_tf.model"),
+    **dict.fromkeys(["extract_patches", "PatchEmbedding", "ClassToken", "PositionEmbedding", "MultiHeadSelfAttention",
+                     "MlpBlock", "EncoderBlock", "TokenPooling"], "vit_tf.layers"),
+}
+
+__all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vit_tf' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

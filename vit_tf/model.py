@@ -11,40 +11,7 @@ from vit_tf.layers import (
     PositionEmbedding,
     TokenPooling,
 )
-from vit_tf.presets import DEFAULT_PRESET, PRESETS
-
-# Settings that are not part of a preset row, with their defaults.
-DEFAULT_OPTIONS = dict(
-    dropout_rate=0.0,  # after position embeddings, attention output and MLP layers (App. B.1)
-    attention_dropout_rate=0.0,  # on the softmax weights; 0 in every released config
-    classifier="token",  # "token": class token (eq. 4); "gap": mean of tokens, no class token
-    drop_path_rate=0.0,  # stochastic depth of the last block, rising linearly from 0 at the first (DeiT)
-    fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
-)
-
-
-def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
-    """The full architecture settings of a preset after overrides, validated."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown ViT preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    config = {**PRESETS[preset], **DEFAULT_OPTIONS, "num_classes": num_classes}
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(f"unknown ViT setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
-    config.update(overrides)
-    if image_size is not None:
-        config["image_size"] = image_size
-    if config["image_size"] % config["patch_size"]:
-        raise ValueError(
-            f"image size {config['image_size']} is not divisible by patch size {config['patch_size']}; "
-            f"use an image size that is a multiple of {config['patch_size']}"
-        )
-    if config["hidden_dim"] % config["num_heads"]:
-        raise ValueError(
-            f"hidden size {config['hidden_dim']} is not divisible by {config['num_heads']} heads; "
-            f"use a number of heads that divides {config['hidden_dim']}"
-        )
-    return config
+from vit_tf.presets import DEFAULT_PRESET, resolve_config
 
 
 def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
@@ -54,7 +21,7 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
         preset: a key of `vit_tf.PRESETS`, e.g. "vit_b16" (paper) or "vit_cifar_tiny".
         image_size: input height and width in pixels; defaults to the preset's.
         num_classes: K, the number of logits of the head.
-        **overrides: any preset column or `DEFAULT_OPTIONS` key, e.g. `num_layers=4`.
+        **overrides: any preset column or `vit_tf.presets.DEFAULT_OPTIONS` key, e.g. `num_layers=4`.
 
     The model takes raw RGB pixels in [0, 255], shape (B, H, W, 3), scales them to [-1, 1] as the
     authors' input pipeline does, and returns float32 logits (B, K).

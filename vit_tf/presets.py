@@ -1,7 +1,8 @@
 """Named ViT sizes, one row each, like the paper's Table 1.
 
 Columns: patch_size P, hidden_dim D, num_layers L, mlp_dim M, num_heads k, and the image size the
-preset is meant for. Every row can be overridden per build (`build_vit(..., num_layers=4)`).
+preset is meant for. Every row can be overridden per build (`build_vit(..., num_layers=4)`);
+`resolve_config` gives a preset's settings after overrides, validated. Plain data: no Keras here.
 """
 
 # The paper's Table 1 (ViT-B/L/H) at 224x224, plus DeiT's Ti and S sizes (Touvron et al. 2021),
@@ -32,3 +33,36 @@ CIFAR_PRESETS = {
 
 PRESETS = {**PAPER_PRESETS, **CIFAR_PRESETS}
 DEFAULT_PRESET = "vit_cifar_tiny"
+
+# Settings that are not part of a preset row, with their defaults.
+DEFAULT_OPTIONS = dict(
+    dropout_rate=0.0,  # after position embeddings, attention output and MLP layers (App. B.1)
+    attention_dropout_rate=0.0,  # on the softmax weights; 0 in every released config
+    classifier="token",  # "token": class token (eq. 4); "gap": mean of tokens, no class token
+    drop_path_rate=0.0,  # stochastic depth of the last block, rising linearly from 0 at the first (DeiT)
+    fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
+)
+
+
+def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
+    """The full architecture settings of a preset after overrides, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown ViT preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    config = {**PRESETS[preset], **DEFAULT_OPTIONS, "num_classes": num_classes}
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"unknown ViT setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
+    config.update(overrides)
+    if image_size is not None:
+        config["image_size"] = image_size
+    if config["image_size"] % config["patch_size"]:
+        raise ValueError(
+            f"image size {config['image_size']} is not divisible by patch size {config['patch_size']}; "
+            f"use an image size that is a multiple of {config['patch_size']}"
+        )
+    if config["hidden_dim"] % config["num_heads"]:
+        raise ValueError(
+            f"hidden size {config['hidden_dim']} is not divisible by {config['num_heads']} heads; "
+            f"use a number of heads that divides {config['hidden_dim']}"
+        )
+    return config

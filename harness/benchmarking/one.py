@@ -9,23 +9,22 @@ import json
 import pathlib
 import sys
 
-from harness import quiet
-
-quiet.silence_tensorflow_startup()
-
-from harness.errors import UserError, cli_main  # noqa: E402
+from harness import backend
+from harness.errors import UserError, cli_main
 
 
 @cli_main
 def main():
     variant, batch_size, precision, jit_compile, warmup_steps, steps, out = sys.argv[1:]
+    backend.start()
     from harness.benchmarking.measure import environment
-    from harness.benchmarking.run import parse_variant, run_variant
+    from harness.benchmarking.run import run_variant
+    from harness.benchmarking.variants import parse_variant
 
+    kind, preset = parse_variant(variant)
     try:
-        kind, preset = parse_variant(variant)
         measurement = run_variant(kind, preset, int(batch_size), precision, jit_compile, int(warmup_steps), int(steps))
-    except ValueError as error:
+    except ValueError as error:  # e.g. a batch the model cannot take
         raise UserError(str(error)) from None
     pathlib.Path(out).write_text(json.dumps({**dataclasses.asdict(measurement), "environment": environment()}))
 

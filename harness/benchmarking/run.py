@@ -6,23 +6,9 @@ from harness.benchmarking import baseline_vit
 from harness.benchmarking.measure import measure, random_split
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs
-from harness.training.config import TrainConfig
+from harness.training.config import TrainConfig, model_overrides
 from harness.training.precision import resolve_precision
-from harness.training.trainer import model_overrides, training_model
-
-KINDS = ("vit", "cnn", "baseline")  # baseline: the straightforward Keras ViT of a vit preset's size
-
-
-def parse_variant(text):
-    """"vit:vit_cifar_tiny" -> ("vit", "vit_cifar_tiny"); "cnn" -> ("cnn", its default preset)."""
-    kind, _, preset = text.partition(":")
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r} in {text!r}; use vit:PRESET, cnn:PRESET or baseline:PRESET")
-    family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
-    preset = preset or family.default_preset
-    if preset not in family.presets:
-        raise ValueError(f"unknown preset {preset!r} in {text!r}; choose one of: {', '.join(family.presets)}")
-    return kind, preset
+from harness.training.trainer import training_model
 
 
 def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10):

@@ -20,7 +20,7 @@ GALLERY_SIZE = 24
 
 def load_model(run):
     """Loads model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
-    import vit_tf  # noqa: F401  (registers the ViT layers with Keras)
+    import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
 
     try:
         return keras.saving.load_model(run.model_path, safe_mode=True)

@@ -1,7 +1,10 @@
 """visualize.py's work: compare any number of runs in figures and a report.md that embeds them."""
 
 import dataclasses
+import os
 import pathlib
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -11,6 +14,7 @@ from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, model_plots, plots
 from harness.reporting.evaluate_run import load_model, predict_probabilities
 from harness.reporting.metrics import confusion_matrix
+from harness.reporting.runs import check_comparable
 from harness.training.run_dir import open_finished_run
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
@@ -62,16 +66,6 @@ def load_run_result(run_dir, label, batch_size=256):
     return RunResult(label, config, model, dataset.test, probabilities, read_history(run), summary)
 
 
-def run_labels(run_dirs):
-    """Short unique labels such as "vit vit_cifar_mini", numbered when two runs share one."""
-    labels = []
-    for run_dir in run_dirs:
-        config = open_finished_run(run_dir)[1]
-        label = f"{config['model']} {config['preset']}"
-        labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
-    return labels
-
-
 def most_confused_pairs(counts, class_names, top=5):
     off_diagonal = counts.copy()
     np.fill_diagonal(off_diagonal, 0)
@@ -100,10 +94,26 @@ def _same_test_set(results):
 
 
 def write_report(run_dirs, out_dir, batch_size=256):
-    """Writes the comparison figures and out_dir/report.md; returns the report's path."""
+    """Writes the comparison figures and out_dir/report.md; returns the report's path.
+
+    Everything is written into a hidden staging folder first and moved into `out_dir` at the end,
+    so a failure never leaves a half-written report.
+    """
+    labels = check_comparable(run_dirs, out_dir)
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    labels = run_labels(run_dirs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        _write_figures_and_report(run_dirs, labels, staging, batch_size)
+        out.mkdir(exist_ok=True)
+        for path in staging.iterdir():
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / "report.md"
+
+
+def _write_figures_and_report(run_dirs, labels, out, batch_size):
     results = [load_run_result(d, label, batch_size) for d, label in zip(run_dirs, labels)]
     class_names = results[0].config["class_names"]
     figures = {}  # section title -> (file name, caption)

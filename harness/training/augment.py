@@ -10,8 +10,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-AUGMENTATIONS = ("crop_flip", "none")
-MIXINGS = ("none", "mixup", "cutmix")
+from harness.training.config import AUGMENTATIONS, MIXINGS
+
 CIFAR_SHIFT = 4  # pixels: pad by 4 and crop back, the standard CIFAR augmentation
 
 

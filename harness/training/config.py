@@ -1,12 +1,16 @@
-"""Every setting of a training run, and where its defaults come from.
+"""Every setting of a training run, where its defaults come from, and how they are checked.
 
 A setting left as None is filled, in this order, from: the budget recipe (`--recipe`, see
 `harness.training.recipes`), the model family's defaults (`FAMILY_DEFAULTS`), then `DEFAULTS`.
+Plain Python: the command lines check a whole config before Keras loads.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
+from harness.errors import UserError
+from harness.models import MODEL_FAMILIES
 from harness.training.recipes import RECIPES
 
 DEFAULTS = dict(
@@ -21,9 +25,13 @@ FAMILY_DEFAULTS = {
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
 }
 OPTIMIZERS = ("adamw", "sgd")
+AUGMENTATIONS = ("crop_flip", "none")  # per image, inside the training model (harness.training.augment)
+MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 JIT_COMPILE = ("auto", "on", "off")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
+# ViT architecture columns a run may change (train.py --patch-size, --hidden-dim, --depth, ...).
+VIT_ARCHITECTURE = ("patch_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim")
 
 
 @dataclasses.dataclass
@@ -34,6 +42,11 @@ class TrainConfig:
     dataset: Optional[str] = None  # cifar10_sample (default), cifar10, cifar100, or a label for --data-dir
     data_dir: Optional[str] = None  # an image folder or CIFAR batch directory
     image_size: Optional[int] = None  # None: the preset's size
+    patch_size: Optional[int] = None  # ViT architecture: None keeps the preset's column
+    hidden_dim: Optional[int] = None
+    num_layers: Optional[int] = None
+    num_heads: Optional[int] = None
+    mlp_dim: Optional[int] = None
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None  # peak, after warmup
@@ -63,3 +76,50 @@ class TrainConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def from_saved(settings):
+    """The TrainConfig of a run's config.json; runs written before a setting existed ran with its default."""
+    settings = {**DEFAULTS, **settings}
+    return TrainConfig(**{field.name: settings.get(field.name) for field in dataclasses.fields(TrainConfig)})
+
+
+def model_overrides(config):
+    """Architecture settings the training config changes: ViT columns and stochastic depth (ViT only)."""
+    if config.model != "vit":
+        return {}
+    columns = {name: getattr(config, name) for name in VIT_ARCHITECTURE if getattr(config, name) is not None}
+    return {**columns, "drop_path_rate": config.drop_path_rate}
+
+
+def resolve(config: TrainConfig):
+    """The config with every default filled in and the image size decided, or a one-line UserError
+    for settings that do not fit together (checked before any data loads or Keras starts)."""
+    if config.model not in MODEL_FAMILIES:
+        raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+    family = MODEL_FAMILIES[config.model]
+    if config.preset is not None and config.preset not in family.presets:
+        raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
+    config = config.with_recipe_defaults(family.default_preset)
+    if config.model != "vit":
+        given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate")
+                 if getattr(config, name)]
+        if given:
+            raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
+                            "the CNN's size is chosen with --preset")
+    whole = {"epochs": 1, "batch_size": 1, "seed": 0, **{name: 1 for name in VIT_ARCHITECTURE},
+             **({"image_size": 1} if config.image_size is not None else {})}
+    for name, low in whole.items():
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise UserError(f"{name} is {value!r}; it must be a whole number, at least {low}")
+    numbers = {name: getattr(config, name) for name in ("learning_rate", "weight_decay", "warmup_epochs",
+                                                        "label_smoothing", "mixing_alpha", "val_fraction")}
+    for name, value in numbers.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"{name} is {value!r}; it must be a finite number")
+    try:
+        architecture = family.resolve_config(config.preset, image_size=config.image_size, **model_overrides(config))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return dataclasses.replace(config, image_size=architecture["image_size"])

@@ -4,7 +4,7 @@ import sys
 
 import keras
 
-from harness.quiet import native_stderr_silenced
+from harness.backend import native_stderr_silenced
 from harness.training.config import PRECISIONS
 
 

@@ -14,10 +14,10 @@ import json
 import os
 import pathlib
 import shutil
-
-import keras
+import tempfile
 
 from harness.errors import UserError
+from harness.training.config import from_saved, resolve
 
 HISTORY_COLUMNS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_second", "learning_rate"
@@ -50,21 +50,37 @@ class RunDirectory:
         self.manifest_path = self.path / "manifest.json"
         self.checkpoint_path = self.path / "checkpoint.weights.h5"
 
+    @property
+    def run_files(self):
+        return (self.config_path, self.history_path, self.model_path, self.metrics_path, self.manifest_path,
+                self.checkpoint_path)
+
+    def has_started(self):
+        """Whether training finished an epoch here (a history row or a checkpoint) or the whole run."""
+        return any(path.exists() for path in (self.history_path, self.checkpoint_path, self.metrics_path,
+                                              self.model_path))
+
     def check_available(self, overwrite=False):
-        """Raises unless the folder is new, empty, or may be overwritten."""
+        """Raises unless the folder can be written and is new, empty, a run that never trained an
+        epoch (only its config and manifest), or may be overwritten."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"run directory {self.path} is a file; choose another --run-dir")
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
-            raise UserError(
-                f"run directory {self.path} already holds a run; choose another --run-dir or pass --overwrite"
-            )
+        if self.path.is_dir() and not overwrite:
+            if self.has_started():
+                raise UserError(
+                    f"run directory {self.path} already holds a run; choose another --run-dir or pass --overwrite"
+                )
+            others = sorted(p.name for p in self.path.iterdir() if p not in self.run_files)
+            if others:
+                raise UserError(f"run directory {self.path} holds other files ({', '.join(others[:3])}); "
+                                "choose a new or empty --run-dir")
+        check_writable(self.path)
 
     @classmethod
     def create(cls, path, overwrite=False):
         run = cls(path)
         run.check_available(overwrite)
-        for old in (run.config_path, run.history_path, run.model_path, run.metrics_path, run.manifest_path,
-                    run.checkpoint_path):
+        for old in run.run_files:
             old.unlink(missing_ok=True)
         shutil.rmtree(run.path / "eval", ignore_errors=True)
         run.path.mkdir(parents=True, exist_ok=True)
@@ -73,8 +89,17 @@ class RunDirectory:
     def write_config(self, config):
         write_json(self.config_path, config)
 
-    def read_config(self):
-        return json.loads(self.config_path.read_text())
+    def read_config(self, required=()):
+        """config.json as a dict; a damaged file, or one without the `required` keys, is a UserError."""
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserError(f"{self.config_path} cannot be read ({error}); it is damaged") from None
+        missing = [key for key in required if key not in config] if isinstance(config, dict) else list(required)
+        if not isinstance(config, dict) or missing:
+            raise UserError(f"{self.config_path} is damaged or was not written by train.py (it lacks "
+                            f"{', '.join(missing) or 'settings'})")
+        return config
 
     def append_history(self, row):
         is_new = not self.history_path.exists()
@@ -108,6 +133,8 @@ class RunDirectory:
         if not self.checkpoint_path.exists():
             completed = 0
         else:
+            import keras  # only here: the other run-directory work needs no framework
+
             model.optimizer.build(model.trainable_variables)
             try:
                 model.load_weights(self.checkpoint_path)
@@ -130,11 +157,51 @@ class RunDirectory:
         return json.loads(self.metrics_path.read_text())
 
 
-def open_finished_run(run_dir):
-    """The run directory and its config, or a clear error if it is not a finished run."""
+# What every run's config.json holds, for evaluating and reporting; and what resuming needs.
+FINISHED_RUN_KEYS = ("model", "preset", "dataset", "image_size", "epochs", "class_names", "model_config")
+RESUME_KEYS = ("model", "preset", "dataset", "image_size", "epochs", "batch_size", "learning_rate", "weight_decay",
+               "optimizer", "warmup_epochs", "seed", "val_fraction")
+
+
+def _open(run_dir, purpose):
     run = RunDirectory(run_dir)
     if not run.config_path.is_file():
-        raise UserError(f"{run.path} is not a run directory (no config.json); give a folder train.py wrote")
+        raise UserError(f"{run.path} is not a run directory (no config.json); {purpose} takes a folder train.py wrote")
+    return run
+
+
+def open_finished_run(run_dir):
+    """The run directory and its config, or a clear error if it is not a finished run."""
+    run = _open(run_dir, "this")
     if not run.model_path.is_file():
-        raise UserError(f"{run.path} has no model.keras: the run did not finish; train it again")
-    return run, run.read_config()
+        if run.checkpoint_path.is_file():
+            raise UserError(f"{run.path} did not finish (no model.keras), but its last finished epoch is saved: "
+                            f"continue it with python train.py --resume {run.path}")
+        raise UserError(f"{run.path} did not finish and saved no epoch (no model.keras, no checkpoint); train it again")
+    return run, run.read_config(FINISHED_RUN_KEYS)
+
+
+def open_unfinished_run(run_dir):
+    """The run directory and its settings (a resolved TrainConfig), or a clear error if there is nothing
+    to resume or its config.json is damaged."""
+    run = _open(run_dir, "--resume")
+    if run.metrics_path.exists():
+        raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
+    try:
+        return run, resolve(from_saved(run.read_config(RESUME_KEYS)))
+    except UserError as error:
+        raise UserError(f"{error}" if str(run.config_path) in str(error) else f"{run.config_path}: {error}") from None
+
+
+def check_writable(path, option="--run-dir"):
+    """Raises unless a folder can be created and written at `path` (checked where it will be made)."""
+    existing = pathlib.Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create {path}: {existing} is a file; choose another {option}")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise UserError(f"cannot create files in {existing} ({error.strerror}); choose a {option} you can write to") from None
+

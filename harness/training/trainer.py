@@ -15,11 +15,11 @@ from harness.models import MODEL_FAMILIES
 from harness.training import inputs
 from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder
-from harness.training.config import DEFAULTS, TrainConfig
+from harness.training.config import TrainConfig, model_overrides, resolve
 from harness.training.manifest import build_manifest
 from harness.training.optimizer import build_optimizer
 from harness.training.precision import describe_device, resolve_precision
-from harness.training.run_dir import RunDirectory, default_run_name, write_json
+from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
 from harness.training.seeding import seed_everything
 
 
@@ -45,34 +45,17 @@ def print_parameters(model, breakdown):
 
 def train(config: TrainConfig, overwrite=False, verbose=None):
     """Trains, evaluates on the test split once, and fills a run directory. Returns the metrics."""
-    if config.model not in MODEL_FAMILIES:
-        raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
-    family = MODEL_FAMILIES[config.model]
-    config = config.with_recipe_defaults(family.default_preset)
-    if config.model != "vit" and config.drop_path_rate:
-        raise UserError("--drop-path-rate is stochastic depth for the ViT's blocks; the CNN has none")
-    try:
-        image_size = family.resolve_config(config.preset, image_size=config.image_size)["image_size"]
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    config = dataclasses.replace(config, image_size=image_size)
+    config = resolve(config)
     if config.run_dir:  # refuse an occupied folder before the data loads, which can take a while
         RunDirectory(config.run_dir).check_available(overwrite)
-    dataset = data.load_dataset(config.dataset, config.data_dir, image_size)
+    dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
     run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
     return _train_in(run, dataclasses.replace(config, run_dir=str(run.path)), dataset, verbose=verbose)
 
 
 def resume(run_dir, verbose=None):
     """Continues a killed run from its last completed epoch, with its optimizer state and history."""
-    run = RunDirectory(run_dir)
-    if not run.config_path.is_file():
-        raise UserError(f"{run.path} is not a run directory (no config.json); --resume takes a folder train.py wrote")
-    if run.metrics_path.exists():
-        raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
-    saved = run.read_config()
-    settings = {**DEFAULTS, **saved}  # runs written before a setting existed ran with its default
-    config = TrainConfig(**{field.name: settings.get(field.name) for field in dataclasses.fields(TrainConfig)})
+    run, config = open_unfinished_run(run_dir)
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
     return _train_in(run, config, dataset, resuming=True, verbose=verbose)
 
@@ -143,11 +126,6 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
             f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
         )
     return _finish(run, config, model, trainee, dataset, recorder, precision)
-
-
-def model_overrides(config):
-    """Architecture settings the training config changes: stochastic depth (ViT only)."""
-    return {"drop_path_rate": config.drop_path_rate} if config.model == "vit" else {}
 
 
 def _finish(run, config, model, trainee, dataset, recorder, precision):

@@ -1,0 +1,33 @@
+"""Which finished runs one report can compare, checked before any model or dataset loads."""
+
+import pathlib
+
+from harness.errors import UserError
+from harness.training.run_dir import check_writable, open_finished_run
+
+
+def run_labels(configs):
+    """Short unique labels such as "vit vit_cifar_mini", numbered when two runs share one."""
+    labels = []
+    for config in configs:
+        label = f"{config['model']} {config['preset']}"
+        labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
+    return labels
+
+
+def check_comparable(run_dirs, out_dir):
+    """The runs' labels, or a one-line UserError: a run that is not finished, runs trained on different
+    classes, or a report folder that cannot be written."""
+    configs = [open_finished_run(run_dir)[1] for run_dir in run_dirs]
+    first = configs[0]["class_names"]
+    for run_dir, config in zip(run_dirs[1:], configs[1:]):
+        if config["class_names"] != first:
+            raise UserError(
+                f"{run_dirs[0]} ({len(first)} classes: {', '.join(first[:3])}, ...) and {run_dir} "
+                f"({len(config['class_names'])} classes: {', '.join(config['class_names'][:3])}, ...) were trained on "
+                "different classes; compare runs of the same classes"
+            )
+    if pathlib.Path(out_dir).is_file():
+        raise UserError(f"--out {out_dir} is a file; give a folder for the report")
+    check_writable(out_dir, option="--out")
+    return run_labels(configs)
