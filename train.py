@@ -19,6 +19,7 @@ from harness.training.config import (
     AUGMENTATIONS,
     DEFAULTS,
     JIT_COMPILE,
+    KEEP,
     MIXINGS,
     OPTIMIZERS,
     PRECISIONS,
@@ -86,6 +87,11 @@ def build_parser():
     training.add_argument("--mixing-alpha", type=positive(float),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "
                           f"{DEFAULTS['mixing_alpha']})")
+    training.add_argument("--keep", choices=KEEP,
+                          help="which weights model.keras gets: the last epoch's, or those of the best validation "
+                          "accuracy (default: last; best with --patience)")
+    training.add_argument("--patience", type=positive(int),
+                          help="stop after this many epochs without a higher validation accuracy (default: never)")
     training.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     training.add_argument("--precision", choices=PRECISIONS, default="auto",
                           help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU")

@@ -48,11 +48,12 @@ def test_same_seed_same_numbers(larger_folder, tmp_path):
     assert manifest["git_commit"] is None or len(manifest["git_commit"].split("+")[0]) == 40
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--keep", "best", "--patience", "2"]], ids=["keep-last", "keep-best-patience"])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_path, extra):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    assert run_train(*arguments(larger_folder, reference)).returncode == 0
+    assert run_train(*arguments(larger_folder, reference), *extra).returncode == 0
 
-    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, killed))]
+    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, killed)), *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (killed / "checkpoint.weights.h5").exists():
@@ -63,6 +64,9 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     assert (killed / "checkpoint.weights.h5").exists() and not (killed / "metrics.json").exists()
     finished_before_kill = len(losses(killed))
     assert 1 <= finished_before_kill < 4
+    if extra and finished_before_kill == 1:
+        # As if killed after epoch 1's checkpoint but before its best weights: resume rewrites them.
+        (killed / "best.weights.h5").unlink(missing_ok=True)
 
     resumed = run_train("--resume", killed)
     assert resumed.returncode == 0, resumed.stderr
@@ -71,6 +75,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (reference, killed)]
     assert metrics[0]["test_accuracy"] == metrics[1]["test_accuracy"]
     assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
+    assert metrics[0]["saved_epoch"] == metrics[1]["saved_epoch"]
+    assert not (killed / "best.weights.h5").exists()  # a finished run keeps model.keras only
     # A kill between an epoch's history row and its checkpoint leaves one row more than the checkpoint
     # holds; resume drops that row and trains the epoch again.
     resumed_after = json.loads((killed / "manifest.json").read_text())["resumed_after_epoch"]

@@ -1,5 +1,6 @@
 """Trainer pieces: weight-decay exclusions, the learning-rate schedule, run directories."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -72,3 +73,49 @@ def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
     for name, recipe in RECIPES.items():  # every recipe names real presets
         for model in ("vit", "cnn"):
             assert recipe[model]["preset"] in MODEL_FAMILIES[model].presets, name
+
+
+def test_throughput_counts_the_images_really_trained_on(image_folder, tmp_path):
+    """A batch larger than the split trains one batch of the whole split, not batch-size images."""
+    from test_cli import run_train
+
+    result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 2, "--batch-size", 64,
+                       "--val-fraction", 0.2, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = RunDirectory(tmp_path / "run")
+    assert run.read_metrics()["train_images_per_epoch"] == 14
+    for row in run.read_history():
+        assert float(row["images_per_second"]) * float(row["train_seconds"]) == pytest.approx(14, rel=0.02)
+
+
+def test_one_test_loss_everywhere_and_keep_best_saves_the_best_epoch(image_folder, tmp_path):
+    """metrics.json's test loss is plain cross-entropy, as evaluate.py's; --keep best --patience keeps
+    the weights of the best validation epoch, which the saved model reproduces on the validation split."""
+    import json
+
+    from harness.data import load_dataset, split_validation
+    from test_cli import REPO, run_train
+    from test_user_errors import run
+
+    run_dir = tmp_path / "run"
+    result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 6, "--batch-size", 64,
+                       "--learning-rate", 0.01, "--val-fraction", 0.3, "--patience", 2, "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = RunDirectory(run_dir).read_metrics()
+    rows = RunDirectory(run_dir).read_history()
+    assert metrics["keep"] == "best" and metrics["stopped_early"] and len(rows) == metrics["epochs_trained"] < 6
+    best = max(float(row["val_accuracy"]) for row in rows)
+    saved = next(row for row in rows if float(row["val_accuracy"]) == best)  # the first epoch that reached it
+    assert metrics["saved_epoch"] == int(saved["epoch"]) and len(rows) - metrics["saved_epoch"] == 2
+
+    model = keras.saving.load_model(run_dir / "model.keras")
+    _, validation = split_validation(load_dataset(data_dir=image_folder).train, 0.3, 0)
+    probabilities = ops.convert_to_numpy(ops.softmax(model.predict(validation.images.astype("float32"), verbose=0)))
+    cross_entropy = -np.mean(np.log(probabilities[np.arange(len(validation)), validation.labels]))
+    assert cross_entropy == pytest.approx(float(saved["val_cross_entropy"]), abs=1e-4)
+    assert cross_entropy != pytest.approx(float(rows[-1]["val_cross_entropy"]), abs=1e-3)  # not the last epoch's
+
+    assert run("evaluate.py", run_dir, cwd=REPO).returncode == 0
+    evaluated = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert evaluated["loss"] == pytest.approx(metrics["test_loss"], abs=1e-4)
+    assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)

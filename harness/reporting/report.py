@@ -42,9 +42,14 @@ class RunResult:
 
 
 def read_history(run):
+    """history.csv as arrays; "loss" is plain cross-entropy where the run recorded it (runs before it did
+    recorded only the training objective, with label smoothing)."""
     rows = run.read_history() if run.history_path.exists() else []
-    columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-    return {c: np.array([float(row[c]) if row.get(c) not in (None, "") else np.nan for row in rows]) for c in columns}
+    plain = bool(rows) and rows[0].get("cross_entropy") not in (None, "")
+    columns = {"epoch": "epoch", "accuracy": "accuracy", "val_accuracy": "val_accuracy", "seconds": "seconds",
+               "loss": "cross_entropy" if plain else "loss", "val_loss": "val_cross_entropy" if plain else "val_loss"}
+    return {key: np.array([float(row[c]) if row.get(c) not in (None, "") else np.nan for row in rows])
+            for key, c in columns.items()}
 
 
 def load_run_result(run_dir, label, batch_size=256):
@@ -120,7 +125,8 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
 
     figures["Training curves"] = (compare_plots.plot_training_curves(
         [r.history for r in results], labels, out / "training_curves.png").name,
-        "Loss and accuracy on the training split (solid, with augmentation) and the validation split (dashed).")
+        "Loss (plain cross-entropy, no label smoothing) and accuracy on the training split (solid, with augmentation "
+        "and mixing) and the validation split (dashed).")
     figures["Summary"] = (compare_plots.plot_summary_bars([r.summary for r in results], labels,
                                                            out / "summary.png").name,
                           "FLOPs are analytic forward-pass counts (2 per multiply-add).")

@@ -38,18 +38,38 @@ class AugmentationReseeder(keras.callbacks.Callback):
         reseed(self.augmentation, epoch_seed(self.seed, epoch))
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """After each epoch: one history.csv row, then a checkpoint (the order `resume` relies on).
+def best_epoch(rows):
+    """(epoch, validation accuracy) of the first row with the highest validation accuracy, or (0, None).
 
-    Times the training part of each epoch apart from validation.
+    Computed from history.csv's rounded values, in training and on --resume alike, so both agree.
+    """
+    best = (0, None)
+    for row in rows:
+        value = row.get("val_accuracy")
+        if value not in (None, "") and (best[1] is None or float(value) > best[1]):
+            best = (int(row["epoch"]), float(value))
+    return best
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """After each epoch, in this order (which `resume` relies on): one history.csv row, the checkpoint,
+    the best weights (with keep="best"), then the early-stopping decision (with `patience`).
+
+    Times the training part of each epoch apart from validation; `train_images` are the images one
+    epoch really trains on.
     """
 
-    def __init__(self, run, train_images, guard):
+    def __init__(self, run, train_images, guard, model, keep="last", patience=None, history=()):
         super().__init__()
-        self.run = run
-        self.train_images = train_images
-        self.guard = guard
+        self.run, self.train_images, self.guard = run, train_images, guard
+        self.plain_model, self.keep, self.patience = model, keep, patience
+        self.best = best_epoch(history)
+        self.last_epoch = len(history)
         self.train_seconds = []
+
+    def should_stop(self):
+        """Whether `patience` epochs have passed since the best one."""
+        return self.patience is not None and self.best[1] is not None and self.last_epoch - self.best[0] >= self.patience
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -65,16 +85,23 @@ class EpochRecorder(keras.callbacks.Callback):
         train_seconds = (self.train_end or now) - self.epoch_start
         self.train_seconds.append(train_seconds)
         learning_rate = self.model.optimizer.learning_rate
-        self.run.append_history(
-            {
-                **{name: round(float(value), 6) for name, value in (logs or {}).items()},
-                "epoch": epoch + 1,
-                "seconds": round(now - self.epoch_start, 3),
-                "images_per_second": round(self.train_images / train_seconds, 1),
-                "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
-            }
-        )
+        row = {
+            **{name: round(float(value), 6) for name, value in (logs or {}).items()},
+            "epoch": epoch + 1,
+            "seconds": round(now - self.epoch_start, 3),
+            "train_seconds": round(train_seconds, 3),
+            "images_per_second": round(self.train_images / train_seconds, 1),
+            "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
+        }
+        self.run.append_history(row)
         self.run.save_checkpoint(self.model)
+        self.last_epoch = epoch + 1
+        previous = self.best
+        self.best = best_epoch([{"epoch": previous[0], "val_accuracy": previous[1]}, row])
+        if self.keep == "best" and self.best != previous:
+            self.run.save_best(self.plain_model)
+        if self.should_stop():
+            self.model.stop_training = True
 
     def steady_images_per_second(self):
         """Training throughput of a typical epoch; the first includes compilation, so it is left out."""

@@ -27,6 +27,7 @@ FAMILY_DEFAULTS = {
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENTATIONS = ("crop_flip", "none")  # per image, inside the training model (harness.training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
+KEEP = ("last", "best")  # which epoch's weights become model.keras
 JIT_COMPILE = ("auto", "on", "off")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
@@ -58,6 +59,8 @@ class TrainConfig:
     mixing: Optional[str] = None  # per batch, in the input pipeline: none, mixup, cutmix
     mixing_alpha: Optional[float] = None
     drop_path_rate: Optional[float] = None  # stochastic depth of the last ViT block (ViT only)
+    keep: Optional[str] = None  # "last" epoch or "best" validation accuracy; None: last, or best with patience
+    patience: Optional[int] = None  # stop after this many epochs without a higher validation accuracy
     val_fraction: float = 0.1  # carved off the training split; the test split stays untouched
     seed: int = 0
     precision: str = "auto"  # auto: mixed on a GPU, float32 on a CPU
@@ -67,7 +70,8 @@ class TrainConfig:
     def with_recipe_defaults(self, default_preset):
         """A copy with every None that has a default filled in (recipe, then family, then global)."""
         budget = RECIPES[self.recipe][self.model] if self.recipe else {}
-        layers = {**DEFAULTS, **FAMILY_DEFAULTS[self.model], "preset": default_preset, **budget}
+        layers = {**DEFAULTS, **FAMILY_DEFAULTS[self.model], "preset": default_preset, **budget,
+                  "keep": "last" if self.patience is None else "best"}  # early stopping keeps the epoch it waited for
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
         if self.warmup_epochs is None and "warmup_epochs" not in budget:
             epochs = self.epochs or filled["epochs"]
@@ -107,7 +111,11 @@ def resolve(config: TrainConfig):
         if given:
             raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
                             "the CNN's size is chosen with --preset")
-    whole = {"epochs": 1, "batch_size": 1, "seed": 0, **{name: 1 for name in VIT_ARCHITECTURE},
+    if config.keep not in KEEP:
+        raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
+    if (config.keep == "best" or config.patience is not None) and not config.val_fraction:
+        raise UserError("--keep best and --patience choose epochs by validation accuracy; give a --val-fraction above 0")
+    whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, **{name: 1 for name in VIT_ARCHITECTURE},
              **({"image_size": 1} if config.image_size is not None else {})}
     for name, low in whole.items():
         value = getattr(config, name)

@@ -4,6 +4,7 @@
     manifest.json          command line, versions, device, dataset fingerprint, git commit
     history.csv            one row per finished epoch (appended as training goes)
     checkpoint.weights.h5  weights and optimizer state after the last finished epoch (while training)
+    best.weights.h5        with --keep best: the weights of the best validation epoch so far (while training)
     model.keras            the trained model, preprocessing included
     metrics.json           test accuracy and loss, parameters, timing (written last: the run is finished)
 """
@@ -19,8 +20,11 @@ import tempfile
 from harness.errors import UserError
 from harness.training.config import from_saved, resolve
 
+# loss, val_loss: the training objective (cross-entropy with label smoothing, on mixed labels where MixUp or
+# CutMix is on); cross_entropy, val_cross_entropy: plain cross-entropy, the loss every test figure reports.
 HISTORY_COLUMNS = (
-    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_second", "learning_rate"
+    "epoch", "loss", "accuracy", "cross_entropy", "val_loss", "val_accuracy", "val_cross_entropy", "seconds",
+    "train_seconds", "images_per_second", "learning_rate",
 )
 
 
@@ -49,11 +53,12 @@ class RunDirectory:
         self.metrics_path = self.path / "metrics.json"
         self.manifest_path = self.path / "manifest.json"
         self.checkpoint_path = self.path / "checkpoint.weights.h5"
+        self.best_path = self.path / "best.weights.h5"
 
     @property
     def run_files(self):
         return (self.config_path, self.history_path, self.model_path, self.metrics_path, self.manifest_path,
-                self.checkpoint_path)
+                self.checkpoint_path, self.best_path)
 
     def has_started(self):
         """Whether training finished an epoch here (a history row or a checkpoint) or the whole run."""
@@ -147,8 +152,16 @@ class RunDirectory:
             self.append_history(row)
         return completed
 
+    def save_best(self, model):
+        """The plain model's weights (no optimizer state), replaced atomically."""
+        temporary = self.path / "best.partial.weights.h5"
+        model.save_weights(temporary)
+        os.replace(temporary, self.best_path)
+
     def remove_checkpoint(self):
+        """A finished run keeps model.keras only."""
         self.checkpoint_path.unlink(missing_ok=True)
+        self.best_path.unlink(missing_ok=True)
 
     def write_metrics(self, metrics):
         write_json(self.metrics_path, metrics)
@@ -163,16 +176,16 @@ RESUME_KEYS = ("model", "preset", "dataset", "image_size", "epochs", "batch_size
                "optimizer", "warmup_epochs", "seed", "val_fraction")
 
 
-def _open(run_dir, purpose):
+def _open(run_dir, hint):
     run = RunDirectory(run_dir)
     if not run.config_path.is_file():
-        raise UserError(f"{run.path} is not a run directory (no config.json); {purpose} takes a folder train.py wrote")
+        raise UserError(f"{run.path} is not a run directory (no config.json); {hint}")
     return run
 
 
 def open_finished_run(run_dir):
     """The run directory and its config, or a clear error if it is not a finished run."""
-    run = _open(run_dir, "this")
+    run = _open(run_dir, "give a folder train.py wrote")
     if not run.model_path.is_file():
         if run.checkpoint_path.is_file():
             raise UserError(f"{run.path} did not finish (no model.keras), but its last finished epoch is saved: "
@@ -184,7 +197,7 @@ def open_finished_run(run_dir):
 def open_unfinished_run(run_dir):
     """The run directory and its settings (a resolved TrainConfig), or a clear error if there is nothing
     to resume or its config.json is damaged."""
-    run = _open(run_dir, "--resume")
+    run = _open(run_dir, "--resume takes a folder train.py wrote")
     if run.metrics_path.exists():
         raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
     try:

@@ -30,7 +30,9 @@ def training_model(model, config, steps_per_epoch):
     trainee.compile(
         optimizer=build_optimizer(config, model, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        # Plain cross-entropy beside the training objective: the one loss every report and test figure uses.
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                 keras.metrics.CategoricalCrossentropy(from_logits=True, name="cross_entropy")],
         jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
     )
     return trainee
@@ -72,9 +74,10 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
     trainee = training_model(model, config, steps_per_epoch)
 
-    first_epoch = 0
+    first_epoch, history = 0, []
     if resuming:
         first_epoch = run.restore_checkpoint(trainee, steps_per_epoch)
+        history = run.read_history() if run.history_path.exists() else []
         print(f"resuming {run.path} after epoch {first_epoch} of {config.epochs}")
     else:
         run.write_config(
@@ -100,8 +103,12 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
     )
 
     guard = NonFiniteLossGuard()
-    recorder = EpochRecorder(run, steps_per_epoch * config.batch_size, guard)
-    if first_epoch < config.epochs:
+    # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
+    train_images = min(steps_per_epoch * config.batch_size, len(train_split))
+    recorder = EpochRecorder(run, train_images, guard, model, config.keep, config.patience, history)
+    if config.keep == "best" and first_epoch and recorder.best[0] == first_epoch:
+        run.save_best(model)  # killed before the best weights were written: the checkpoint holds them
+    if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
             config.mixing, config.mixing_alpha, deterministic,
@@ -129,20 +136,27 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
 
 
 def _finish(run, config, model, trainee, dataset, recorder, precision):
-    test_loss, test_accuracy = trainee.evaluate(
-        inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size), verbose=0
-    )
-    run.save_model(model)
     history = run.read_history()
-    val_accuracies = [float(row["val_accuracy"]) for row in history if row.get("val_accuracy")]
+    saved_epoch = len(history)
+    if config.keep == "best" and recorder.best[0]:
+        model.load_weights(run.best_path)  # trainee shares these weights
+        saved_epoch = recorder.best[0]
+    results = trainee.evaluate(inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size),
+                               verbose=0, return_dict=True)
+    run.save_model(model)
     train_seconds = sum(float(row["seconds"]) for row in history)
     metrics = {
         "model": config.model,
         "preset": config.preset,
         "dataset": dataset.name,
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
-        "best_val_accuracy": max(val_accuracies) if val_accuracies else None,
+        "test_accuracy": float(results["accuracy"]),
+        "test_loss": float(results["cross_entropy"]),  # plain cross-entropy, as evaluate.py computes it
+        "best_val_accuracy": recorder.best[1],
+        "saved_epoch": saved_epoch,  # whose weights model.keras holds (--keep)
+        "keep": config.keep,
+        "epochs_trained": len(history),
+        "stopped_early": len(history) < config.epochs,
+        "train_images_per_epoch": recorder.train_images,
         "params": model.count_params(),
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 2),
@@ -152,9 +166,11 @@ def _finish(run, config, model, trainee, dataset, recorder, precision):
     }
     run.write_metrics(metrics)  # from here on, the run counts as finished
     run.remove_checkpoint()
+    kept = f" (weights of epoch {saved_epoch}, the best validation accuracy)" if config.keep == "best" else ""
+    stopped = f" | stopped early after epoch {len(history)} of {config.epochs}" if metrics["stopped_early"] else ""
     print(
         f"done: {config.model} {config.preset} | {metrics['params']:,} params | test accuracy "
-        f"{100 * test_accuracy:.2f}% ({len(dataset.test)} images) | {train_seconds:.0f}s training, "
+        f"{100 * metrics['test_accuracy']:.2f}%{kept} ({len(dataset.test)} images){stopped} | {train_seconds:.0f}s training, "
         f"{metrics['images_per_second']:.0f} img/s | {run.path}"
     )
     return metrics
