@@ -1,6 +1,7 @@
 """One error type for mistakes a user can fix, and the wrapper that prints them in one line."""
 
 import functools
+import signal
 import sys
 
 
@@ -8,19 +9,40 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, without a traceback."""
 
 
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C or SIGTERM: the message says what is saved and how to continue."""
+
+    def __init__(self, message, terminated=False):
+        super().__init__(message)
+        self.exit_code = 143 if terminated else 130  # 128 + the signal's number, as shells report it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. `kill`, a job scheduler's time limit), raised where Python is, like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def cli_main(main):
-    """Wraps a command-line `main()`: a UserError becomes one line on stderr and exit code 2."""
+    """Wraps a command-line `main()`: a UserError becomes one line on stderr and exit code 2; Ctrl-C
+    and SIGTERM end with a line of their own (after any progress bar) and exit codes 130 and 143."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return main(*args, **kwargs)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        except Interrupted as interruption:
+            print(f"\n{interruption}", file=sys.stderr)
+            sys.exit(interruption.exit_code)
+        except KeyboardInterrupt as interrupt:
+            terminated = isinstance(interrupt, Terminated)
+            print(f"\n{'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+            sys.exit(143 if terminated else 130)
 
     return wrapper
-

@@ -125,3 +125,26 @@ def test_mixed_precision_without_a_gpu_warns_and_uses_float32(image_folder, tmp_
     assert result.returncode == 0
     assert "warning: --precision mixed_bfloat16 needs a GPU; none found, using float32" in result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved_precision"] == "float32"
+
+
+@pytest.mark.parametrize("signal_number, exit_code, cause", [(signal.SIGINT, 130, "interrupted"),
+                                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, tmp_path, signal_number, exit_code,
+                                                                 cause):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, run_dir))]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
+        time.sleep(0.05)
+    os.kill(process.pid, signal_number)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == exit_code, stderr[-2000:]
+    last = stderr.rstrip().splitlines()[-1]
+    assert last.startswith(f"{cause} in epoch ") and "are saved in" in last, stderr[-2000:]
+    assert last.endswith(f"continue with: python train.py --resume {run_dir}")
+    assert "Traceback" not in stderr
+    resumed = run_train("--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]

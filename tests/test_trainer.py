@@ -93,9 +93,10 @@ def test_one_test_loss_everywhere_and_keep_best_saves_the_best_epoch(image_folde
     the weights of the best validation epoch, which the saved model reproduces on the validation split."""
     import json
 
-    from harness.data import load_dataset, split_validation
     from test_cli import REPO, run_train
     from test_user_errors import run
+
+    from harness.data import load_dataset, split_validation
 
     run_dir = tmp_path / "run"
     result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 6, "--batch-size", 64,

@@ -11,7 +11,10 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import zipfile
+
+from tqdm import tqdm
 
 from harness.errors import UserError
 
@@ -50,6 +53,10 @@ def _check_members(archive):
             raise UserError(f"refusing to extract {archive}: member {name!r} is {reason}")
 
 
+def _progress(members, archive):
+    return tqdm(members, desc=f"extracting {archive.name}", unit="file", disable=None)  # a bar on terminals only
+
+
 def extract_archive(archive):
     """The folder holding the archive's contents (extracted on first use); the top folder if single."""
     archive = pathlib.Path(archive)
@@ -62,15 +69,19 @@ def extract_archive(archive):
     if not target.is_dir():
         CACHE.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".extracting-"))
+        print(f"extracting {archive} into {target} (once; later runs reuse it)", flush=True)
+        start = time.perf_counter()
         try:
             if zipfile.is_zipfile(archive):
                 with zipfile.ZipFile(archive) as opened:
-                    opened.extractall(staging)
+                    for member in _progress(opened.infolist(), archive):
+                        opened.extract(member, staging)
             else:
                 with tarfile.open(archive) as opened:
-                    opened.extractall(staging, filter="data")
+                    opened.extractall(staging, members=_progress(opened.getmembers(), archive), filter="data")
             os.replace(staging, target)  # a crash mid-extraction leaves only a hidden staging folder
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        print(f"extracted in {time.perf_counter() - start:.0f} s", flush=True)
     children = [p for p in target.iterdir() if not p.name.startswith(".")]
     return children[0] if len(children) == 1 and children[0].is_dir() else target

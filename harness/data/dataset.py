@@ -4,28 +4,33 @@ Nothing here imports TensorFlow, so the same arrays feed tf.data or any other Ke
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
 
 @dataclasses.dataclass
 class Split:
-    """Images (n, H, W, 3) uint8 in [0, 255] and integer labels (n,)."""
+    """Images (n, H, W, 3) uint8 in [0, 255], integer labels (n,), and, for image folders, each image's
+    file path (n,), so that a report can point at the file."""
 
     images: np.ndarray
     labels: np.ndarray
+    sources: Optional[np.ndarray] = None
 
     def __post_init__(self):
         self.images = np.asarray(self.images, dtype=np.uint8)
         self.labels = np.asarray(self.labels, dtype=np.int32)
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.sources is not None:
+            self.sources = np.asarray(self.sources, dtype=str)
 
     def __len__(self):
         return len(self.labels)
 
     def take(self, indices):
-        return Split(self.images[indices], self.labels[indices])
+        return Split(self.images[indices], self.labels[indices], None if self.sources is None else self.sources[indices])
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ import concurrent.futures
 import os
 import pathlib
 import sys
+import time
 
 import numpy as np
 from PIL import UnidentifiedImageError
@@ -42,6 +43,8 @@ def _load_split(split_dir, class_names, size):
     ]
     if not files:
         raise UserError(f"{split_dir} has no image files; put images in {split_dir}/<class>/")
+    print(f"loading {len(files):,} files from {split_dir} ...", flush=True)
+    start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         decoded = list(
             tqdm(
@@ -52,7 +55,7 @@ def _load_split(split_dir, class_names, size):
                 disable=None,  # off when not a terminal
             )
         )
-    kept = [(image, label) for image, (_, label) in zip(decoded, files) if image is not None]
+    kept = [(image, label, path) for image, (path, label) in zip(decoded, files) if image is not None]
     skipped = [str(path) for image, (path, _) in zip(decoded, files) if image is None]
     if skipped:
         unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p in skipped)
@@ -63,8 +66,20 @@ def _load_split(split_dir, class_names, size):
         )
     if not kept:
         raise UserError(f"no readable images in {split_dir}")
-    images, labels = zip(*kept)
-    return Split(np.stack(images), np.array(labels))
+    print(f"loaded {len(kept):,} images in {time.perf_counter() - start:.0f} s", flush=True)
+    images, labels, paths = zip(*kept)
+    _warn_about_empty_classes(split_dir, class_names, labels)
+    return Split(np.stack(images), np.array(labels), np.array([str(p) for p in paths]))
+
+
+def _warn_about_empty_classes(split_dir, class_names, labels):
+    counts = np.bincount(labels, minlength=len(class_names))
+    empty = [name for name, count in zip(class_names, counts) if count == 0]
+    if empty:
+        cost = ("the model cannot learn them" if split_dir.name == "train" else
+                "their test accuracy cannot be measured; their rows of the confusion matrix stay empty")
+        print(f"warning: {split_dir} has no readable images of {len(empty)} class(es) ({', '.join(empty[:5])}): {cost}",
+              file=sys.stderr)
 
 
 def load_image_folder(directory, image_size, name=None):

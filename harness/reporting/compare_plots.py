@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from harness.reporting.plots import row_normalised, save_figure
+from harness.reporting.plots import mark_rows_without_images, row_names, row_normalised, rows_note, save_figure
 
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -66,8 +66,11 @@ def plot_per_class_accuracy(accuracies, labels, class_names, path):
     positions = np.arange(len(class_names))
     figure, axis = plt.subplots(figsize=(max(8, 0.6 * len(class_names) * len(labels) + 2), 4.5))
     for run, (values, label) in enumerate(zip(accuracies, labels)):
-        axis.bar(positions + run * width - 0.4 + width / 2, 100 * np.asarray(values), width, label=label,
-                 color=COLOURS[run % len(COLOURS)])
+        values = np.asarray(values, dtype=float)  # NaN: the class has no test images
+        x = positions + run * width - 0.4 + width / 2
+        axis.bar(x, np.nan_to_num(100 * values), width, label=label, color=COLOURS[run % len(COLOURS)])
+        for position in x[np.isnan(values)]:
+            axis.text(position, 2, "n/a", rotation=90, ha="center", va="bottom", fontsize=8)
     rotate = len(class_names) > 10
     axis.set_xticks(positions, class_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     axis.set_ylabel("test accuracy (%)")
@@ -79,21 +82,23 @@ def plot_per_class_accuracy(accuracies, labels, class_names, path):
 
 
 def plot_confusion_matrices(counts_per_run, labels, class_names, path):
-    """Row-normalised confusion matrices side by side."""
+    """Row-normalised confusion matrices side by side; the runs share the classes, so only the first
+    panel names the rows."""
     size = max(4.5, 0.4 * len(class_names) + 1.5)
     figure, axes = plt.subplots(1, len(labels), figsize=(size * len(labels) + 1, size + 0.5), squeeze=False)
-    for axis, counts, label in zip(axes[0], counts_per_run, labels):
+    ticks = np.arange(len(class_names))
+    names = class_names if len(class_names) <= 30 else []
+    for column, (axis, counts, label) in enumerate(zip(axes[0], counts_per_run, labels)):
         image = axis.imshow(row_normalised(counts), cmap="Blues", vmin=0, vmax=1)
-        ticks = np.arange(len(class_names))
-        names = class_names if len(class_names) <= 30 else []
+        empty = mark_rows_without_images(axis, counts)
         axis.set_xticks(ticks if names else [], names, rotation=45, ha="right")
-        axis.set_yticks(ticks if names else [], names)
+        axis.set_yticks(ticks if names else [], row_names(counts, names) if names and column == 0 else [])
         axis.set_xlabel("predicted class")
         axis.set_title(f"{label}: accuracy {100 * np.trace(counts) / counts.sum():.1f}%")
     axes[0, 0].set_ylabel("true class")
-    figure.subplots_adjust(wspace=0.35, bottom=0.2)
+    figure.subplots_adjust(wspace=0.15, bottom=0.2)
     figure.colorbar(image, ax=list(axes[0]), fraction=0.03, label="share of the true class")
-    figure.suptitle("Confusion matrices (rows sum to 1)")
-    figure.savefig(path, dpi=110)
+    figure.suptitle(f"Confusion matrices ({rows_note(empty)})")
+    figure.savefig(path, dpi=110, bbox_inches="tight")  # grows the canvas to fit long class names
     plt.close(figure)
     return path

@@ -12,6 +12,7 @@ from harness import data
 from harness.data.images import load_image
 from harness.errors import UserError
 from harness.reporting import plots
+from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
 from harness.training.run_dir import open_finished_run, write_json
 
@@ -65,17 +66,18 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
     out = run.path / "eval"
     out.mkdir(exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    plots.plot_confusion_matrix(counts, test.class_names, out / "confusion_matrix.png",
+    shown_names = drawable_names(test.class_names)
+    plots.plot_confusion_matrix(counts, shown_names, out / "confusion_matrix.png",
                                 title=f"{config['model']} {config['preset']} on {test.name}")
-    rows = misclassified_rows(probabilities, labels, test.class_names)
+    rows = misclassified_rows(probabilities, labels, test.class_names, sources=test.test.sources)
     with open(out / "misclassified.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, list(rows[0]) if rows else ["index", "true", "predicted", "confidence"])
         writer.writeheader()
         writer.writerows(rows)
-    shown = rows[:GALLERY_SIZE]
+    shown, name = rows[:GALLERY_SIZE], dict(zip(test.class_names, shown_names))
     plots.plot_image_gallery(
         [test.test.images[row["index"]] for row in shown],
-        [f"{row['true']} {plots.ARROW} {row['predicted']} ({row['confidence']:.2f})" for row in shown],
+        [f"{name[row['true']]} {plots.ARROW} {name[row['predicted']]} ({row['confidence']:.2f})" for row in shown],
         out / "misclassified.png",
         title=f"Most confident mistakes of {config['model']} {config['preset']} ({len(rows)} wrong of {len(labels)})",
     )
@@ -87,6 +89,7 @@ def classify_images(run_dir, paths, top_k=3):
     run, config = open_finished_run(run_dir)
     model = load_model(run)
     class_names, size = config["class_names"], config["image_size"]
+    shown_names = drawable_names(class_names)
     images = []
     for path in map(pathlib.Path, paths):
         try:
@@ -102,7 +105,7 @@ def classify_images(run_dir, paths, top_k=3):
         ranked = [(class_names[k], float(p[k])) for k in best]
         results.append((path, ranked))
         print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
-        plots.plot_top_k(image, [n for n, _ in ranked], [q for _, q in ranked], out / f"{number:02d}_{path.stem}_top{top_k}.png",
-                         title=path.name)
+        plots.plot_top_k(image, [shown_names[k] for k in best], [q for _, q in ranked],
+                         out / f"{number:02d}_{path.stem}_top{top_k}.png", title=path.name)
     print(f"plots in {out}")
     return results

@@ -48,8 +48,9 @@ def classification_metrics(probabilities, labels, class_names):
     return metrics, counts
 
 
-def misclassified_rows(probabilities, labels, class_names, top=3):
-    """One row per wrong prediction, the most confident first."""
+def misclassified_rows(probabilities, labels, class_names, top=3, sources=None):
+    """One row per wrong prediction, the most confident first; with `sources` (the images' file paths),
+    a "file" column to open the image by."""
     predictions = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predictions != labels)
     wrong = wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")]
@@ -62,6 +63,8 @@ def misclassified_rows(probabilities, labels, class_names, top=3):
             "predicted": class_names[predictions[index]],
             "confidence": round(float(probabilities[index, predictions[index]]), 6),
         }
+        if sources is not None:
+            row["file"] = str(sources[index])
         for rank, k in enumerate(best, start=1):
             row[f"top{rank}"] = class_names[k]
             row[f"top{rank}_probability"] = round(float(probabilities[index, k]), 6)

@@ -6,6 +6,7 @@ matplotlib.use("Agg")  # files only: no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 ARROW = "\u2192"
 
@@ -23,6 +24,25 @@ def row_normalised(counts):
     return np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
 
 
+def mark_rows_without_images(axis, counts):
+    """Hatches the rows of true classes that have no images (their row cannot sum to 1); returns how
+    many there are."""
+    empty = np.flatnonzero(counts.sum(axis=1) == 0)
+    for row in empty:
+        axis.add_patch(Rectangle((-0.5, row - 0.5), counts.shape[1], 1, fill=False, hatch="///", edgecolor="grey",
+                                 linewidth=0))
+    return len(empty)
+
+
+def row_names(counts, class_names):
+    """Class names for the rows, "(no images)" added where a class has none."""
+    return [f"{name} (no images)" if total == 0 else name for name, total in zip(class_names, counts.sum(axis=1))]
+
+
+def rows_note(empty):
+    return "rows sum to 1" + (f"; {empty} class(es) without images hatched" if empty else "")
+
+
 def plot_confusion_matrix(counts, class_names, path, title="Confusion matrix"):
     """Row-normalised: each row shows where one true class's images went."""
     normalised = row_normalised(counts)
@@ -32,14 +52,16 @@ def plot_confusion_matrix(counts, class_names, path, title="Confusion matrix"):
     ticks = np.arange(len(class_names))
     show_names = len(class_names) <= 30
     axes.set_xticks(ticks, class_names if show_names else [], rotation=45, ha="right")
-    axes.set_yticks(ticks, class_names if show_names else [])
+    axes.set_yticks(ticks, row_names(counts, class_names) if show_names else [])
     if len(class_names) <= 15:
         for (i, j), value in np.ndenumerate(normalised):
-            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                      color="white" if value > 0.5 else "black")
+            if counts[i].sum():
+                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                          color="white" if value > 0.5 else "black")
+    empty = mark_rows_without_images(axes, counts)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_title(f"{title} ({int(counts.sum())} images, rows sum to 1)")
+    axes.set_title(f"{title}\n{int(counts.sum())} images, {rows_note(empty)}", fontsize=10)
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
     return save_figure(figure, path)
 

@@ -13,6 +13,7 @@ from harness import data
 from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, model_plots, plots
 from harness.reporting.evaluate_run import load_model, predict_probabilities
+from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
 from harness.reporting.runs import check_comparable
 from harness.training.run_dir import open_finished_run
@@ -120,7 +121,8 @@ def write_report(run_dirs, out_dir, batch_size=256):
 
 def _write_figures_and_report(run_dirs, labels, out, batch_size):
     results = [load_run_result(d, label, batch_size) for d, label in zip(run_dirs, labels)]
-    class_names = results[0].config["class_names"]
+    real_names = results[0].config["class_names"]
+    class_names = drawable_names(real_names)  # as the figures show them; report.md keeps the real ones
     figures = {}  # section title -> (file name, caption)
 
     figures["Training curves"] = (compare_plots.plot_training_curves(
@@ -132,8 +134,9 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
                           "FLOPs are analytic forward-pass counts (2 per multiply-add).")
     counts = [confusion_matrix(r.test.labels, r.predictions, len(class_names)) for r in results]
     figures["Confusion matrices"] = (compare_plots.plot_confusion_matrices(
-        counts, labels, class_names, out / "confusion_matrices.png").name, "Rows are true classes and sum to 1.")
-    per_class = [np.diag(c) / np.maximum(c.sum(axis=1), 1) for c in counts]
+        counts, labels, class_names, out / "confusion_matrices.png").name,
+        "Rows are true classes and sum to 1; a hatched row is a class without test images.")
+    per_class = [np.where(c.sum(axis=1) > 0, np.diag(c) / np.maximum(c.sum(axis=1), 1), np.nan) for c in counts]
     figures["Per-class accuracy"] = (compare_plots.plot_per_class_accuracy(
         per_class, labels, class_names, out / "per_class_accuracy.png").name, "Share of each class's test images classified correctly.")
     figures["Most confident mistakes"] = (_mistakes_gallery(results, class_names, out / "misclassified.png").name,
@@ -165,7 +168,7 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
             figures.update(_vit_figures(result, out))
 
     report = out / "report.md"
-    report.write_text(_markdown(results, figures, counts, class_names, shared_test))
+    report.write_text(_markdown(results, figures, counts, real_names, shared_test))
     return report
 
 

@@ -10,7 +10,7 @@ import sys
 import keras
 
 from harness import data
-from harness.errors import UserError
+from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs
 from harness.training.augment import build_augmentation, with_augmentation
@@ -114,16 +114,19 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
             config.mixing, config.mixing_alpha, deterministic,
         )
         val_data = inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
-        trainee.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=config.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
-            shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
-            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-        )
+        try:
+            trainee.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=config.epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
+                shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
+                verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+            )
+        except KeyboardInterrupt as interrupt:
+            raise interrupted(run, recorder.last_epoch, config.epochs, isinstance(interrupt, Terminated)) from None
     if guard.failure:
         epoch, step, loss = guard.failure
         hint = "; or train with --precision float32" if precision != "float32" else ""
@@ -133,6 +136,15 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
             f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
         )
     return _finish(run, config, model, trainee, dataset, recorder, precision)
+
+
+def interrupted(run, saved_epochs, epochs, terminated):
+    """What Ctrl-C or SIGTERM leaves: the epochs the checkpoint holds, and the command that continues."""
+    cause = "terminated (SIGTERM)" if terminated else "interrupted"
+    saved = (f"epochs 1-{saved_epochs} of {epochs} are saved in {run.path}" if saved_epochs
+             else f"no epoch had finished, so nothing is saved in {run.path} yet")
+    return Interrupted(f"{cause} in epoch {saved_epochs + 1}: {saved}; continue with: "
+                       f"python train.py --resume {run.path}", terminated)
 
 
 def _finish(run, config, model, trainee, dataset, recorder, precision):
