@@ -16,7 +16,7 @@ import tempfile
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
 from harness.benchmarking.variants import parse_variant
-from harness.cli import OneLineErrorParser, fraction, positive, text
+from harness.cli import MAX_BATCH, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
 from harness.training.config import JIT_COMPILE, PRECISIONS
 from harness.training.run_dir import check_writable, open_finished_run
@@ -81,9 +81,9 @@ def build_parser():
     parser.add_argument("--side-by-side", action="store_true",
                         help="also time the straightforward Keras ViT (stock MultiHeadAttention, float32, no XLA, "
                         "tf.data augmentation) of each vit preset")
-    parser.add_argument("--batch-size", type=positive(int), help="default: 256 (quick: 64)")
-    parser.add_argument("--warmup-steps", type=positive(int), help="untimed steps first, compilation included (default: 5)")
-    parser.add_argument("--steps", type=positive(int), help="timed training steps (default: 50)")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: 256 (quick: 64)")
+    parser.add_argument("--warmup-steps", type=positive(int, MAX_STEPS), help="untimed steps first, compilation included (default: 5)")
+    parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR", help="report time-to-accuracy of finished runs instead")

@@ -9,7 +9,7 @@ import datetime
 import pathlib
 
 from harness import backend
-from harness.cli import OneLineErrorParser, non_negative_int, positive, text
+from harness.cli import MAX_BATCH, MAX_EPOCHS, OneLineErrorParser, non_negative_int, positive, text
 from harness.errors import cli_main
 from harness.training.config import TrainConfig, resolve
 from harness.training.recipes import RECIPES
@@ -27,8 +27,8 @@ def build_parser():
                         help=f"budget recipe for both models, as train.py (default: {DEFAULT_RECIPE})")
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
-    parser.add_argument("--epochs", type=positive(int), help="epochs for both (default: the recipe's)")
-    parser.add_argument("--batch-size", type=positive(int), help="default: the recipe's")
+    parser.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: the recipe's")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="default: 0")
     parser.add_argument("--out", type=text, help="folder for both runs and the report (default: reports/<time>)")
     return parser

@@ -11,7 +11,17 @@
 import argparse
 
 from harness import backend
-from harness.cli import OneLineErrorParser, fraction, non_negative, non_negative_int, positive, text
+from harness.cli import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    OneLineErrorParser,
+    fraction,
+    non_negative,
+    non_negative_int,
+    positive,
+    text,
+)
 from harness.data import DATASETS, DEFAULT_DATASET
 from harness.errors import cli_main
 from harness.models import MODEL_FAMILIES
@@ -48,7 +58,7 @@ def build_parser():
         "--data-dir", type=text, help="local data instead of a download: an image folder DIR/train/<class>/*, "
         "DIR/test/<class>/* (any size, resized), the CIFAR-10/100 python batch files, or a .tar.gz/.zip of either"
     )
-    data.add_argument("--image-size", type=positive(int), help="input size in pixels (default: the preset's)")
+    data.add_argument("--image-size", type=positive(int, MAX_IMAGE_SIZE), help="input size in pixels (default: the preset's)")
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training split held out for validation (default: 0.1)")
 
@@ -60,7 +70,7 @@ def build_parser():
                                 ("--depth", "num_layers", "number of encoder blocks L"),
                                 ("--heads", "num_heads", "attention heads k (must divide D)"),
                                 ("--mlp-dim", "mlp_dim", "MLP size M")):
-        model.add_argument(flag, dest=dest, type=positive(int), help=f"ViT {meaning} (default: the preset's)")
+        model.add_argument(flag, dest=dest, type=positive(int, 1 << 16), help=f"ViT {meaning} (default: the preset's)")
     model.add_argument("--drop-path-rate", type=fraction,
                        help="ViT stochastic depth of the last block, rising linearly from 0 (default: recipe, else 0)")
 
@@ -69,11 +79,11 @@ def build_parser():
         "--recipe", choices=list(RECIPES),
         help="budget recipe: " + "; ".join(f"{name}: {recipe['budget']}" for name, recipe in RECIPES.items()),
     )
-    training.add_argument("--epochs", type=positive(int),
+    training.add_argument("--epochs", type=positive(int, MAX_EPOCHS),
                           help=f"passes over the training split (default: recipe, else {DEFAULTS['epochs']})")
-    training.add_argument("--batch-size", type=positive(int),
+    training.add_argument("--batch-size", type=positive(int, MAX_BATCH),
                           help=f"images per step (default: recipe, else {DEFAULTS['batch_size']})")
-    training.add_argument("--learning-rate", type=positive(float),
+    training.add_argument("--learning-rate", type=positive(float, 100),
                           help="peak learning rate after warmup (default: recipe, vit 1e-3 AdamW, cnn 0.1 SGD)")
     training.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (default: recipe)")
     training.add_argument("--optimizer", choices=OPTIMIZERS, help="default: recipe (vit adamw, cnn sgd)")
@@ -84,13 +94,13 @@ def build_parser():
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
                           "(default)")
     training.add_argument("--mixing", choices=MIXINGS, help="MixUp or CutMix of each batch (default: recipe, else none)")
-    training.add_argument("--mixing-alpha", type=positive(float),
+    training.add_argument("--mixing-alpha", type=positive(float, 100),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "
                           f"{DEFAULTS['mixing_alpha']})")
     training.add_argument("--keep", choices=KEEP,
                           help="which weights model.keras gets: the last epoch's, or those of the best validation "
                           "accuracy (default: last; best with --patience)")
-    training.add_argument("--patience", type=positive(int),
+    training.add_argument("--patience", type=positive(int, MAX_EPOCHS),
                           help="stop after this many epochs without a higher validation accuracy (default: never)")
     training.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     training.add_argument("--precision", choices=PRECISIONS, default="auto",

@@ -4,7 +4,7 @@
 """
 
 from harness import backend
-from harness.cli import OneLineErrorParser, positive, text
+from harness.cli import MAX_BATCH, OneLineErrorParser, positive, text
 from harness.errors import cli_main
 
 
@@ -12,7 +12,7 @@ def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=text, metavar="RUN_DIR", help="run directories written by train.py")
     parser.add_argument("--out", required=True, type=text, help="folder for the PNG figures and report.md")
-    parser.add_argument("--batch-size", type=positive(int), default=256, help="images per prediction batch")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch")
     return parser
 
 

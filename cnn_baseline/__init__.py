@@ -10,7 +10,8 @@ import importlib
 
 from cnn_baseline.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
 
-_LAZY = dict.fromkeys(["build_cnn", "flops_per_image", "parameter_breakdown"], "cnn_baseline.model")  # need Keras
+_LAZY = dict.fromkeys(["build_cnn", "flops_per_image", "activations_per_image", "parameter_breakdown"],
+                      "cnn_baseline.model")  # these need Keras
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
 

@@ -79,6 +79,12 @@ def flops_per_image(model):
     return 2 * multiply_adds
 
 
+def activations_per_image(model):
+    """About how many values training keeps per image for the backward pass (for memory planning):
+    the outputs of every layer (convolutions, BatchNorm, ReLU, sums). An estimate."""
+    return sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers[1:])
+
+
 def parameter_breakdown(model):
     """Parameter counts per component: stem, residual stages, head (final BN and classifier)."""
     groups = {"stem": 0, "stages": 0, "head": 0}

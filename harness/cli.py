@@ -24,16 +24,25 @@ def _number(text, kind):
     return value
 
 
-def positive(kind):
-    """An argparse type: a number of `kind` (int or float) greater than zero."""
+def positive(kind, maximum=None):
+    """An argparse type: a number of `kind` (int or float) greater than zero, and at most `maximum`."""
 
     def parse(text):
         value = _number(text, kind)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is more than {maximum:,}")
         return value
 
     return parse
+
+
+# Upper bounds far past any sensible run, so that a typo answers at once instead of running for ages.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_IMAGE_SIZE = 4096
+MAX_STEPS = 1_000_000
 
 
 def non_negative(text):

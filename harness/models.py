@@ -40,5 +40,9 @@ class ModelFamily:
         """Forward-pass FLOPs of one image (2 per multiply-add)."""
         return self.package.flops_per_image(model)
 
+    def activations_per_image(self, model):
+        """About how many values training keeps per image for the backward pass."""
+        return self.package.activations_per_image(model)
+
 
 MODEL_FAMILIES = {"vit": ModelFamily(vit_tf, "build_vit"), "cnn": ModelFamily(cnn_baseline, "build_cnn")}

@@ -99,6 +99,22 @@ def flops_per_image(model):
     return 2 * (num_patches * patch_inputs * hidden_dim + per_block + head_inputs * num_classes)
 
 
+def activations_per_image(model):
+    """About how many values training keeps per image for the backward pass (for memory planning).
+
+    Per block and token: the inputs and outputs of both LayerNorms, q, k and v, the attention output
+    before and after its projection, the sums and the MLP output (12 D); the MLP's hidden layer, about
+    four values per unit with GELU's tanh form (4 M); attention scores and weights, a row of each per
+    head (2 k T); plus the patches and their embeddings. Within about 30% of the peak memory the
+    TensorFlow CPU backend reaches (README, "Preflight").
+    """
+    tokens = model.get_layer("position_embedding").position_embedding.shape[1]
+    patch_inputs, hidden_dim = model.get_layer("patch_embedding").projection.kernel.shape
+    blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
+    per_block = sum(tokens * (12 * b.hidden_dim + 4 * b.mlp_dim + 2 * b.num_heads * tokens) for b in blocks)
+    return tokens * (patch_inputs + 2 * hidden_dim) + per_block
+
+
 def parameter_breakdown(model):
     """Parameter counts per component: patch embedding (E, class token, E_pos), encoder, head."""
     groups = {"patch embedding": 0, "encoder": 0, "head": 0}

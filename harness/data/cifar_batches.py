@@ -82,4 +82,5 @@ def load_cifar_batches(directory, image_size, name=None):
         class_names,
         _load_split(directory, layout["train"], label_key, image_size),
         _load_split(directory, layout["test"], label_key, image_size),
+        source_size=32,
     )

@@ -41,6 +41,7 @@ class ImageDataset:
     class_names: list
     train: Split
     test: Split
+    source_size: Optional[int] = None  # the images' typical shorter side, in pixels, before resizing
 
     @property
     def num_classes(self):

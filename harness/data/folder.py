@@ -15,7 +15,7 @@ from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from harness.data.dataset import ImageDataset, Split
-from harness.data.images import IMAGE_EXTENSIONS, load_image
+from harness.data.images import IMAGE_EXTENSIONS, read_image
 from harness.errors import UserError
 
 
@@ -28,13 +28,15 @@ def class_folders(split_dir):
 
 
 def _try_load(path, size):
+    """(image, shorter side before resizing), or (None, None) for a file Pillow cannot read."""
     try:
-        return load_image(path, size)
+        return read_image(path, size)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # Pillow's ways to say "bad file"
-        return None
+        return None, None
 
 
 def _load_split(split_dir, class_names, size):
+    """The split, and the shorter side of each kept image before resizing."""
     files = [
         (path, label)
         for label, name in enumerate(class_names)
@@ -55,8 +57,8 @@ def _load_split(split_dir, class_names, size):
                 disable=None,  # off when not a terminal
             )
         )
-    kept = [(image, label, path) for image, (path, label) in zip(decoded, files) if image is not None]
-    skipped = [str(path) for image, (path, _) in zip(decoded, files) if image is None]
+    kept = [(image, label, path, side) for (image, side), (path, label) in zip(decoded, files) if image is not None]
+    skipped = [str(path) for (image, _), (path, _) in zip(decoded, files) if image is None]
     if skipped:
         unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p in skipped)
         print(
@@ -67,9 +69,9 @@ def _load_split(split_dir, class_names, size):
     if not kept:
         raise UserError(f"no readable images in {split_dir}")
     print(f"loaded {len(kept):,} images in {time.perf_counter() - start:.0f} s", flush=True)
-    images, labels, paths = zip(*kept)
+    images, labels, paths, sides = zip(*kept)
     _warn_about_empty_classes(split_dir, class_names, labels)
-    return Split(np.stack(images), np.array(labels), np.array([str(p) for p in paths]))
+    return Split(np.stack(images), np.array(labels), np.array([str(p) for p in paths])), sides
 
 
 def _warn_about_empty_classes(split_dir, class_names, labels):
@@ -97,9 +99,7 @@ def load_image_folder(directory, image_size, name=None):
         raise UserError(
             f"{directory}/train has {len(train_classes)} class folder(s); a classifier needs at least 2"
         )
-    return ImageDataset(
-        name or directory.name,
-        train_classes,
-        _load_split(directory / "train", train_classes, image_size),
-        _load_split(directory / "test", train_classes, image_size),
-    )
+    train, train_sides = _load_split(directory / "train", train_classes, image_size)
+    test, test_sides = _load_split(directory / "test", train_classes, image_size)
+    return ImageDataset(name or directory.name, train_classes, train, test,
+                        source_size=int(np.median([*train_sides, *test_sides])))

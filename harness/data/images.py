@@ -20,17 +20,24 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
-def load_image(source, size):
-    """Reads an image (a path or encoded bytes) as (size, size, 3) uint8 RGB.
+def read_image(source, size):
+    """Reads an image (a path or encoded bytes) as (size, size, 3) uint8 RGB, and its shorter side
+    before resizing.
 
     Images of another size are resized with Pillow's antialiased bilinear filter, without
     keeping the aspect ratio (as a square-input model needs).
     """
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        shorter_side = min(image.size)
         image = to_rgb(image)
         if image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8), shorter_side
+
+
+def load_image(source, size):
+    """`read_image` without the original size."""
+    return read_image(source, size)[0]
 
 
 def resize_images(images, size):

@@ -22,4 +22,4 @@ def load_sample(image_size=32):
             images = [load_image(blob[a:b], image_size) for a, b in zip(offsets[:-1], offsets[1:])]
             splits[split] = Split(np.stack(images), arrays[f"{split}_labels"])
         class_names = [str(name) for name in arrays["class_names"]]
-    return ImageDataset("cifar10_sample", class_names, splits["train"], splits["test"])
+    return ImageDataset("cifar10_sample", class_names, splits["train"], splits["test"], source_size=32)

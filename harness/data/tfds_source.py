@@ -33,4 +33,4 @@ def load_tfds(name, image_size):
             raise _offline_error(name, str(error).strip()[:200] or type(error).__name__) from None
     train, test = builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True)
     splits = [Split(resize_images(images.numpy(), image_size), labels.numpy()) for images, labels in (train, test)]
-    return ImageDataset(name, builder.info.features["label"].names, *splits)
+    return ImageDataset(name, builder.info.features["label"].names, *splits, source_size=32)

@@ -94,7 +94,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
         }
         self.run.append_history(row)
-        self.run.save_checkpoint(self.model)
+        self.run.save_checkpoint(self.model, epoch + 1)
         self.last_epoch = epoch + 1
         previous = self.best
         self.best = best_epoch([{"epoch": previous[0], "val_accuracy": previous[1]}, row])

@@ -54,6 +54,7 @@ class RunDirectory:
         self.manifest_path = self.path / "manifest.json"
         self.checkpoint_path = self.path / "checkpoint.weights.h5"
         self.best_path = self.path / "best.weights.h5"
+        self.saved_epochs = 0  # epochs the checkpoint holds, as this process knows it
 
     @property
     def run_files(self):
@@ -123,11 +124,12 @@ class RunDirectory:
         model.save(temporary)
         os.replace(temporary, self.model_path)
 
-    def save_checkpoint(self, model):
-        """Weights and optimizer state (its step count included), replaced atomically."""
+    def save_checkpoint(self, model, epoch):
+        """Weights and optimizer state (its step count included) after `epoch`, replaced atomically."""
         temporary = self.path / "checkpoint.partial.weights.h5"
         model.save_weights(temporary)
         os.replace(temporary, self.checkpoint_path)
+        self.saved_epochs = epoch
 
     def restore_checkpoint(self, model, steps_per_epoch):
         """Loads the checkpoint into a compiled model; returns the number of completed epochs.
@@ -150,6 +152,7 @@ class RunDirectory:
         self.history_path.unlink(missing_ok=True)
         for row in rows:
             self.append_history(row)
+        self.saved_epochs = completed
         return completed
 
     def save_best(self, model):

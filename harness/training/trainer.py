@@ -12,7 +12,7 @@ import keras
 from harness import data
 from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
-from harness.training import inputs
+from harness.training import inputs, preflight
 from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder
 from harness.training.config import TrainConfig, model_overrides, resolve
@@ -63,6 +63,14 @@ def resume(run_dir, verbose=None):
 
 
 def _train_in(run, config, dataset, resuming=False, verbose=None):
+    """Trains in an existing run directory; Ctrl-C or SIGTERM from here on says what it holds."""
+    try:
+        return _train_steps(run, config, dataset, resuming, verbose)
+    except KeyboardInterrupt as interrupt:
+        raise interrupted(run, config.epochs, isinstance(interrupt, Terminated)) from None
+
+
+def _train_steps(run, config, dataset, resuming, verbose):
     family = MODEL_FAMILIES[config.model]
     deterministic = seed_everything(config.seed)
     precision = resolve_precision(config.precision)
@@ -88,7 +96,7 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
                 "backend": keras.backend.backend(),
                 "keras_version": keras.__version__,
                 "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes,
-                                                      **overrides),
+                                                      **overrides),  # noqa: E501
                 "class_names": dataset.class_names,
                 "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
                 "params": model.count_params(),
@@ -102,9 +110,16 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
         f"precision {precision}{', deterministic' if deterministic else ''}; run directory {run.path}"
     )
 
-    guard = NonFiniteLossGuard()
     # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
     train_images = min(steps_per_epoch * config.batch_size, len(train_split))
+    architecture = family.resolve_config(config.preset, config.image_size, dataset.num_classes, **overrides)
+    estimate = preflight.check(model, family, architecture, config, dataset, train_images, precision,
+                               preflight.has_accelerator(), describe_device())
+    print(estimate.line(config.batch_size, config.epochs), flush=True)
+    for warning in estimate.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+    guard = NonFiniteLossGuard()
     recorder = EpochRecorder(run, train_images, guard, model, config.keep, config.patience, history)
     if config.keep == "best" and first_epoch and recorder.best[0] == first_epoch:
         run.save_best(model)  # killed before the best weights were written: the checkpoint holds them
@@ -114,19 +129,16 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
             config.mixing, config.mixing_alpha, deterministic,
         )
         val_data = inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
-        try:
-            trainee.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=config.epochs,
-                initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
-                shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
-                verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-            )
-        except KeyboardInterrupt as interrupt:
-            raise interrupted(run, recorder.last_epoch, config.epochs, isinstance(interrupt, Terminated)) from None
+        trainee.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
+            shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
+            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        )
     if guard.failure:
         epoch, step, loss = guard.failure
         hint = "; or train with --precision float32" if precision != "float32" else ""
@@ -138,13 +150,14 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
     return _finish(run, config, model, trainee, dataset, recorder, precision)
 
 
-def interrupted(run, saved_epochs, epochs, terminated):
+def interrupted(run, epochs, terminated):
     """What Ctrl-C or SIGTERM leaves: the epochs the checkpoint holds, and the command that continues."""
     cause = "terminated (SIGTERM)" if terminated else "interrupted"
-    saved = (f"epochs 1-{saved_epochs} of {epochs} are saved in {run.path}" if saved_epochs
-             else f"no epoch had finished, so nothing is saved in {run.path} yet")
-    return Interrupted(f"{cause} in epoch {saved_epochs + 1}: {saved}; continue with: "
-                       f"python train.py --resume {run.path}", terminated)
+    if not run.saved_epochs:
+        return Interrupted(f"{cause} before epoch 1 finished: nothing is saved in {run.path}, which a new run may "
+                           f"use again; or continue with: python train.py --resume {run.path}", terminated)
+    return Interrupted(f"{cause} in epoch {run.saved_epochs + 1}: epochs 1-{run.saved_epochs} of {epochs} are saved "
+                       f"in {run.path}; continue with: python train.py --resume {run.path}", terminated)
 
 
 def _finish(run, config, model, trainee, dataset, recorder, precision):
