@@ -83,7 +83,7 @@ def build_parser():
                           help=f"passes over the training split (default: recipe, else {DEFAULTS['epochs']})")
     training.add_argument("--batch-size", type=positive(int, MAX_BATCH),
                           help=f"images per step (default: recipe, else {DEFAULTS['batch_size']})")
-    training.add_argument("--learning-rate", type=positive(float, 100),
+    training.add_argument("--learning-rate", type=positive(float),
                           help="peak learning rate after warmup (default: recipe, vit 1e-3 AdamW, cnn 0.1 SGD)")
     training.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (default: recipe)")
     training.add_argument("--optimizer", choices=OPTIMIZERS, help="default: recipe (vit adamw, cnn sgd)")
@@ -94,7 +94,7 @@ def build_parser():
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
                           "(default)")
     training.add_argument("--mixing", choices=MIXINGS, help="MixUp or CutMix of each batch (default: recipe, else none)")
-    training.add_argument("--mixing-alpha", type=positive(float, 100),
+    training.add_argument("--mixing-alpha", type=positive(float),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "
                           f"{DEFAULTS['mixing_alpha']})")
     training.add_argument("--keep", choices=KEEP,

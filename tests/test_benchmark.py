@@ -1,5 +1,6 @@
 """benchmark.py as a user runs it: it measures, prints a table and writes JSON (no speed is asserted)."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def test_time_to_accuracy_reads_finished_runs(tmp_path):
     (row,) = json.loads(out.read_text())["runs"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert row["test_accuracy"] == metrics["test_accuracy"]
-    first_epoch_seconds = float((run_dir / "history.csv").read_text().splitlines()[1].split(",")[5])
+    with open(run_dir / "history.csv", newline="") as file:
+        first_epoch_seconds = float(next(csv.DictReader(file))["seconds"])
     assert row["seconds_to_val_0.01"] == pytest.approx(first_epoch_seconds, abs=0.1)  # reached after epoch 1
 
 

@@ -25,7 +25,7 @@ HOSTILE = {
         "--val-fraction": FRACTION, "--model": NAME, "--preset": NAME, "--patch-size": [*WHOLE, "5", "64"],
         "--hidden-dim": [*WHOLE, "17"], "--depth": WHOLE, "--heads": [*WHOLE, "5", "100000"], "--mlp-dim": WHOLE,
         "--drop-path-rate": FRACTION, "--recipe": NAME, "--epochs": [*WHOLE, "1000000"], "--batch-size": WHOLE,
-        "--learning-rate": [*NUMBER, "0", "1000"], "--weight-decay": NUMBER, "--optimizer": NAME,
+        "--learning-rate": [*NUMBER, "0"], "--weight-decay": NUMBER, "--optimizer": NAME,
         "--warmup-epochs": NUMBER, "--label-smoothing": FRACTION, "--augmentation": NAME, "--mixing": NAME,
         "--mixing-alpha": [*NUMBER, "0"], "--keep": NAME, "--patience": WHOLE, "--seed": [*NUMBER, "1.5"],
         "--precision": NAME, "--jit-compile": NAME, "--run-dir": UNWRITABLE, "--resume": MISSING_PATH,
