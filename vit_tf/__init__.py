@@ -17,6 +17,7 @@ _LAZY = {
                     "vit_tf.model"),
     **dict.fromkeys(["extract_patches", "PatchEmbedding", "ClassToken", "PositionEmbedding", "MultiHeadSelfAttention",
                      "MlpBlock", "EncoderBlock", "TokenPooling"], "vit_tf.layers"),
+    **dict.fromkeys(["load_pretrained", "CheckpointError", "interpolate_grid"], "vit_tf.checkpoint"),
 }
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]

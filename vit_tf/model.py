@@ -52,6 +52,8 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
         )(x)
     x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4
     x = TokenPooling(config["classifier"], name="pooling")(x)
+    if config["representation_size"]:  # pre-training head (section 3.1); fine-tuning drops it
+        x = layers.Dense(config["representation_size"], activation="tanh", name="pre_logits")(x)
     # Zero-initialised linear head, as the authors; logits stay float32 under mixed precision.
     logits = layers.Dense(
         num_classes, kernel_initializer="zeros", dtype="float32", name="head"
@@ -121,7 +123,7 @@ def parameter_breakdown(model):
     for layer in model.layers:
         if isinstance(layer, (PatchEmbedding, ClassToken, PositionEmbedding)):
             group = "patch embedding"
-        elif layer.name == "head":
+        elif layer.name in ("head", "pre_logits"):
             group = "head"
         else:
             group = "encoder"

@@ -1,0 +1,266 @@
+"""Loading the authors' released ViT checkpoints (`ViT-B_16.npz`, the AugReg files, ...) into `build_vit`.
+
+A checkpoint is a flat .npz of Flax arrays whose keys join the module path with "/" (paper
+appendix; `vit_jax/checkpoint.py` of google-research/vision_transformer). Loading is a list of
+assignments (our variable <- a checkpoint key, with the layout conversion), checked as a whole before
+any weight is set: every key is used exactly once or deliberately dropped (the pre-training head),
+every weight is set, and the first key or shape that does not fit is named.
+
+Layouts: `embedding/kernel` is a (P, P, C, D) convolution kernel, which flattened in (row, column,
+channel) order is our patch projection E; q/k/v kernels are (D, heads, D_h) and `out` is
+(heads, D_h, D), our D x D Dense kernels once reshaped; LayerNorm `scale` is our `gamma`.
+Names: the original files number a block's modules with one counter (`LayerNorm_0`,
+`MultiHeadDotProductAttention_1`, `LayerNorm_2`, `MlpBlock_3`); Flax Linen and big_vision files count
+per module type (`..._0`, `..._0`, `LayerNorm_1`, `MlpBlock_0`), may sit under `params/` or
+`opt/target/`, and may stack the blocks as `Transformer/encoderblock/...` with a leading layer axis.
+All of these load.
+"""
+
+import dataclasses
+import hashlib
+import math
+import pathlib
+import re
+import zipfile
+
+import numpy as np
+
+from vit_tf.layers import EncoderBlock
+from vit_tf.presets import PRESETS
+
+# (pre-Linen name, Linen name) of each module inside an encoder block.
+BLOCK_MODULES = {
+    "attention_norm": ("LayerNorm_0", "LayerNorm_0"),
+    "attention": ("MultiHeadDotProductAttention_1", "MultiHeadDotProductAttention_0"),
+    "mlp_norm": ("LayerNorm_2", "LayerNorm_1"),
+    "mlp": ("MlpBlock_3", "MlpBlock_0"),
+}
+PREFIXES = ("params/", "opt/target/")  # where Linen and big_vision training states keep the weights
+HEAD_KEYS = ("head/kernel", "head/bias")
+PRE_LOGITS_KEYS = ("pre_logits/kernel", "pre_logits/bias")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint, or not one of this model: the message names what does not fit."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+    path: str
+    sha256: str
+    loaded_keys: int
+    dropped: list  # checkpoint keys deliberately not loaded (a pre-training head)
+    position_grid: tuple  # (checkpoint grid side, model grid side); equal when nothing was interpolated
+
+    @property
+    def interpolated(self):
+        return self.position_grid[0] != self.position_grid[1]
+
+    def describe(self):
+        lines = [f"loaded {self.loaded_keys} arrays from {pathlib.Path(self.path).name} (sha256 {self.sha256[:12]}...)"]
+        if self.dropped:
+            lines.append(f"dropped the pre-training head ({', '.join(sorted(self.dropped))}); the new head starts "
+                         "at zero, as in the paper's fine-tuning")
+        if self.interpolated:
+            old, new = self.position_grid
+            lines.append(f"position embeddings interpolated from a {old}x{old} to a {new}x{new} patch grid "
+                         "(2-D bilinear, corners aligned, class-token row kept), as the authors do")
+        return lines
+
+
+def read_npz(path):
+    """The arrays of an .npz file, loaded without pickle; a CheckpointError for anything else."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if not magic.startswith(b"PK"):  # an .npz is a zip archive of .npy files
+        kind = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz file"
+        raise CheckpointError(f"{path} is {kind}; a released ViT checkpoint is an .npz of named arrays")
+    try:
+        with np.load(path, allow_pickle=False) as opened:
+            return {key: opened[key] for key in opened.files}
+    except ValueError as error:  # numpy refuses object arrays without pickle
+        raise CheckpointError(f"{path} holds pickled Python objects, which are not loaded ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
+
+
+def normalise_keys(arrays):
+    """Strips a training-state prefix and splits blocks stacked along a leading layer axis."""
+    for prefix in PREFIXES:
+        if arrays and all(key.startswith(prefix) for key in arrays):
+            arrays = {key[len(prefix):]: value for key, value in arrays.items()}
+    stacked = "Transformer/encoderblock/"
+    if not any(key.startswith(stacked) for key in arrays):
+        return arrays
+    flat = {key: value for key, value in arrays.items() if not key.startswith(stacked)}
+    for key, value in arrays.items():
+        if key.startswith(stacked):
+            for index, part in enumerate(value):
+                flat[f"Transformer/encoderblock_{index}/{key[len(stacked):]}"] = part
+    return flat
+
+
+def interpolate_grid(grid, new_side):
+    """Bilinear resampling of a (side, side, D) grid to (new_side, new_side, D) with aligned corners:
+    output point i samples input position i * (side - 1) / (new_side - 1), the rule of
+    `scipy.ndimage.zoom(order=1)` that the authors' `interpolate_posembed` calls."""
+    side = grid.shape[0]
+    if new_side == side:
+        return grid
+    positions = np.linspace(0, side - 1, new_side) if new_side > 1 else np.zeros(1)
+    low = np.floor(positions).astype(int)
+    high = np.minimum(low + 1, side - 1)
+    weight = (positions - low)[:, None]
+    rows = grid[low] * (1 - weight[:, :, None]) + grid[high] * weight[:, :, None]  # along the first axis
+    return rows[:, low] * (1 - weight[None, :, :]) + rows[:, high] * weight[None, :, :]
+
+
+def resize_position_embedding(table, new_tokens, has_class_token):
+    """(1, T, D) position embeddings for (1, new_tokens, D): the class-token row kept, the patch grid
+    interpolated."""
+    keep = 1 if has_class_token else 0
+    head, grid = table[:, :keep], table[0, keep:]
+    side, new_side = math.isqrt(len(grid)), math.isqrt(new_tokens - keep)
+    if side * side != len(grid) or new_side * new_side != new_tokens - keep:
+        raise CheckpointError(f"position embeddings of {table.shape[1]} tokens are not a square patch grid")
+    resized = interpolate_grid(grid.reshape(side, side, -1), new_side).reshape(1, new_side * new_side, -1)
+    return np.concatenate([head, resized.astype(table.dtype)], axis=1), (side, new_side)
+
+
+def assign(assignments, arrays, dropped, path):
+    """Sets every variable from its key, or raises before setting any.
+
+    assignments: (variable, candidate keys, convert); exactly one candidate must be in the file.
+    dropped: keys deliberately not loaded. Every other key must be used exactly once.
+    """
+    values, used = [], set()
+    for variable, candidates, convert in assignments:
+        present = [key for key in candidates if key in arrays]
+        if not present:
+            raise CheckpointError(f"{path} has no {candidates[0]} (for {variable.path}); it is not a checkpoint of "
+                                  "this model, or it is damaged")
+        if len(present) > 1:
+            raise CheckpointError(f"{path} has both {present[0]} and {present[1]}; which one to load is unclear")
+        key = present[0]
+        if key in used:
+            raise CheckpointError(f"{key} would be loaded twice")
+        value = np.asarray(convert(arrays[key]))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
+                                  f"{tuple(variable.shape)}")
+        values.append((variable, value))
+        used.add(key)
+    extra = sorted(set(arrays) - used - set(dropped))
+    if extra:
+        raise CheckpointError(f"{path} has {len(extra)} array(s) this model has no place for, e.g. {extra[0]}; "
+                              "is it a checkpoint of another model?")
+    for variable, value in values:
+        variable.assign(value.astype(variable.dtype))
+    return len(used)
+
+
+def checkpoint_architecture(arrays, path="the checkpoint"):
+    """Patch size, hidden size, blocks, MLP size and heads read off the arrays' shapes."""
+    try:
+        patch, _, _, hidden = arrays["embedding/kernel"].shape
+    except KeyError:
+        raise CheckpointError(f"{path} has no embedding/kernel array: not a ViT checkpoint "
+                              f"(its first keys: {', '.join(sorted(arrays)[:4])})") from None
+    blocks = {int(m.group(1)) for key in arrays for m in [re.match(r"Transformer/encoderblock_(\d+)/", key)] if m}
+    attention = next((f"Transformer/encoderblock_0/{name}" for name in BLOCK_MODULES["attention"]
+                      if f"Transformer/encoderblock_0/{name}/query/kernel" in arrays), None)
+    mlp = next((f"Transformer/encoderblock_0/{name}" for name in BLOCK_MODULES["mlp"]
+                if f"Transformer/encoderblock_0/{name}/Dense_0/kernel" in arrays), None)
+    if not blocks or attention is None or mlp is None:
+        raise CheckpointError(f"{path} has no encoder blocks in the released layout (Transformer/encoderblock_0/...)")
+    return dict(patch_size=patch, hidden_dim=hidden, num_layers=len(blocks),
+                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1], num_heads=arrays[f"{attention}/query/kernel"].shape[1])
+
+
+def _check_architecture(model, arrays, path):
+    found = checkpoint_architecture(arrays, path)
+    blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
+    ours = dict(patch_size=model.get_layer("patch_embedding").patch_size, hidden_dim=blocks[0].hidden_dim,
+                num_layers=len(blocks), mlp_dim=blocks[0].mlp_dim, num_heads=blocks[0].num_heads)
+    if found != ours:
+        columns = ("patch_size", "hidden_dim", "num_layers", "mlp_dim", "num_heads")
+        matching = [name for name, row in PRESETS.items() if all(row[c] == found[c] for c in columns)]
+        hint = f"; use --preset {matching[0]}" if matching else ""
+        describe = lambda row: ", ".join(f"{c} {row[c]}" for c in columns)  # noqa: E731
+        raise CheckpointError(f"{path} holds a ViT with {describe(found)}, but the model has {describe(ours)}{hint}")
+
+
+def _block_assignments(block, index, attention_shape):
+    prefix = f"Transformer/encoderblock_{index}/"
+    keys = lambda module, leaf: list(dict.fromkeys(f"{prefix}{name}/{leaf}" for name in BLOCK_MODULES[module]))  # noqa: E731
+    same = np.asarray
+    flat = lambda array: np.reshape(array, (-1,))  # noqa: E731  (heads, D_h) -> D
+    square = lambda array: np.reshape(array, attention_shape)  # noqa: E731  (D, heads, D_h) or (heads, D_h, D) -> D x D
+    found = []
+    for norm in ("attention_norm", "mlp_norm"):
+        layer = getattr(block, norm)
+        found += [(layer.gamma, keys(norm, "scale"), same), (layer.beta, keys(norm, "bias"), same)]
+    for ours, theirs in ((block.attention.query, "query"), (block.attention.key, "key"),
+                         (block.attention.value, "value"), (block.attention.output_projection, "out")):
+        bias = same if theirs == "out" else flat
+        found += [(ours.kernel, keys("attention", f"{theirs}/kernel"), square),
+                  (ours.bias, keys("attention", f"{theirs}/bias"), bias)]
+    for ours, theirs in ((block.mlp.dense_in, "Dense_0"), (block.mlp.dense_out, "Dense_1")):
+        found += [(ours.kernel, keys("mlp", f"{theirs}/kernel"), same), (ours.bias, keys("mlp", f"{theirs}/bias"), same)]
+    return found
+
+
+def load_pretrained(model, path, keep_head=False):
+    """Loads a released checkpoint into a `build_vit` model; returns a LoadReport.
+
+    The architecture must match (a CheckpointError names the preset that would). Position embeddings
+    are interpolated when the image size differs. The pre-training head (`pre_logits`, `head`) is
+    dropped and the model's head is set to zero, as the paper fine-tunes, unless `keep_head` (same
+    number of classes; `pre_logits` is loaded when the model has that layer).
+    """
+    path = pathlib.Path(path)
+    arrays = normalise_keys(read_npz(path))
+    _check_architecture(model, arrays, path)
+    has_class_token = model.get_layer("pooling").mode == "token"
+    hidden = model.get_layer("patch_embedding").hidden_dim
+    table = model.get_layer("position_embedding").position_embedding
+    grid = {}
+
+    def positions(array):
+        resized, grid["sides"] = resize_position_embedding(array, table.shape[1], has_class_token)
+        return resized
+
+    projection = model.get_layer("patch_embedding").projection
+    same = np.asarray
+    assignments = [
+        (projection.kernel, ["embedding/kernel"], lambda a: np.reshape(a, (-1, a.shape[-1]))),  # (P, P, C, D) -> (P^2 C, D)
+        (projection.bias, ["embedding/bias"], same),
+        (table, ["Transformer/posembed_input/pos_embedding"], positions),
+        (model.get_layer("encoder_norm").gamma, ["Transformer/encoder_norm/scale"], same),
+        (model.get_layer("encoder_norm").beta, ["Transformer/encoder_norm/bias"], same),
+    ]
+    if has_class_token:
+        assignments.append((model.get_layer("class_token").class_token, ["cls"], same))
+    for index, block in enumerate(layer for layer in model.layers if isinstance(layer, EncoderBlock)):
+        assignments += _block_assignments(block, index, (hidden, hidden))
+    layer_names = {layer.name for layer in model.layers}
+    dropped = []
+    if "pre_logits" in layer_names:
+        pre_logits = model.get_layer("pre_logits")
+        assignments += [(pre_logits.kernel, ["pre_logits/kernel"], same), (pre_logits.bias, ["pre_logits/bias"], same)]
+    else:
+        dropped += [key for key in PRE_LOGITS_KEYS if key in arrays]
+    head = model.get_layer("head")
+    if keep_head:
+        assignments += [(head.kernel, ["head/kernel"], same), (head.bias, ["head/bias"], same)]
+    else:
+        dropped += [key for key in HEAD_KEYS if key in arrays]
+    loaded = assign(assignments, arrays, dropped, path)
+    if not keep_head:
+        for variable in (head.kernel, head.bias):
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadReport(str(path), digest, loaded, dropped, grid["sides"])
