@@ -3,6 +3,7 @@
     python compare.py                                    # embedded CIFAR-10 sample, a few CPU minutes
     python compare.py --recipe course --data-dir cifar10  # full CIFAR-10, the course recipe (GPU)
     python compare.py --data-dir cifar10 --epochs 30 --vit-preset vit_cifar_tiny --cnn-preset resnet20
+    python compare.py --pretrained ViT-B_16.npz --data-dir my_food --recipe course  # a fine-tuned ViT vs a CNN
 """
 
 import datetime
@@ -25,6 +26,9 @@ def build_parser():
     parser.add_argument("--data-dir", type=text, help="as train.py: an image folder or CIFAR batch directory")
     parser.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
                         help=f"budget recipe for both models, as train.py (default: {DEFAULT_RECIPE})")
+    parser.add_argument("--pretrained", type=text, metavar="FILE.npz",
+                        help="fine-tune this released ViT checkpoint with the finetune recipe instead of training the "
+                        "ViT from scratch; the CNN still follows --recipe")
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
     parser.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
@@ -38,10 +42,11 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out = pathlib.Path(args.out or f"reports/{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    configs = {model: resolve(TrainConfig(
-        model=model, recipe=args.recipe, preset=getattr(args, f"{model}_preset"), dataset=args.dataset,
-        data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
-        run_dir=str(out / model))) for model in MODELS}
+    fine_tune = {"recipe": "finetune", "pretrained": args.pretrained} if args.pretrained else {}
+    configs = {model: resolve(TrainConfig(**{
+        "model": model, "recipe": args.recipe, "preset": getattr(args, f"{model}_preset"), "dataset": args.dataset,
+        "data_dir": args.data_dir, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+        "run_dir": str(out / model), **(fine_tune if model == "vit" else {})})) for model in MODELS}
     for config in configs.values():  # both checked before either trains
         RunDirectory(config.run_dir).check_available()
     backend.start()
@@ -52,7 +57,7 @@ def main(argv=None):
 
     with data.loading_once():  # both models, their evaluation and the report share one loaded copy
         for model, config in configs.items():
-            print(f"== training {model} {config.preset} ({args.recipe} recipe)")
+            print(f"== training {model} {config.preset} ({config.recipe} recipe)")
             train(config)
             evaluate_run(config.run_dir)
         report = write_report([config.run_dir for config in configs.values()], out / "report")

@@ -5,6 +5,7 @@
     python train.py --model vit --data-dir path/to/images             # DIR/train/<class>, DIR/test/<class>
     python train.py --model vit --data-dir photos --image-size 96 --patch-size 8   # own images, own patches
     python train.py --model vit --recipe course --data-dir cifar10    # a budget recipe (smoke, course, full)
+    python train.py --recipe finetune --pretrained ViT-B_16.npz --data-dir my_food   # fine-tune a released ViT
     python train.py --resume runs/RUN                                 # continue a killed run
 """
 
@@ -15,6 +16,7 @@ from harness.cli import (
     MAX_BATCH,
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
+    MAX_STEPS,
     OneLineErrorParser,
     fraction,
     non_negative,
@@ -71,6 +73,11 @@ def build_parser():
                                 ("--heads", "num_heads", "attention heads k (must divide D)"),
                                 ("--mlp-dim", "mlp_dim", "MLP size M")):
         model.add_argument(flag, dest=dest, type=positive(int, 1 << 16), help=f"ViT {meaning} (default: the preset's)")
+    model.add_argument("--pretrained", type=text, metavar="FILE.npz",
+                       help="start from a released ViT checkpoint (e.g. ViT-B_16.npz) of the --preset's size; "
+                       "its head is replaced by a new zero one (README, 'Pretrained ViT')")
+    model.add_argument("--freeze-backbone", action="store_true",
+                       help="with --pretrained: train only the new head (feature extraction)")
     model.add_argument("--drop-path-rate", type=fraction,
                        help="ViT stochastic depth of the last block, rising linearly from 0 (default: recipe, else 0)")
 
@@ -79,17 +86,25 @@ def build_parser():
         "--recipe", choices=list(RECIPES),
         help="budget recipe: " + "; ".join(f"{name}: {recipe['budget']}" for name, recipe in RECIPES.items()),
     )
-    training.add_argument("--epochs", type=positive(int, MAX_EPOCHS),
-                          help=f"passes over the training split (default: recipe, else {DEFAULTS['epochs']})")
+    length = training.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=positive(int, MAX_EPOCHS),
+                        help=f"passes over the training split (default: recipe, else {DEFAULTS['epochs']})")
+    length.add_argument("--steps", type=positive(int, MAX_STEPS),
+                        help="optimisation steps instead of epochs (the epochs follow from the data; the finetune "
+                        "recipe's 500)")
     training.add_argument("--batch-size", type=positive(int, MAX_BATCH),
                           help=f"images per step (default: recipe, else {DEFAULTS['batch_size']})")
     training.add_argument("--learning-rate", type=positive(float),
                           help="peak learning rate after warmup (default: recipe, vit 1e-3 AdamW, cnn 0.1 SGD)")
     training.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (default: recipe)")
-    training.add_argument("--optimizer", choices=OPTIMIZERS, help="default: recipe (vit adamw, cnn sgd)")
+    training.add_argument("--optimizer", choices=OPTIMIZERS,
+                          help="sgd: Nesterov momentum 0.9; momentum: plain momentum 0.9 (default: recipe, vit adamw, "
+                          "cnn sgd, finetune momentum)")
     training.add_argument("--warmup-epochs", type=non_negative,
                           help="linear warmup before cosine decay (default: recipe, at most a fifth of --epochs)")
     training.add_argument("--label-smoothing", type=fraction, help=f"default: {DEFAULTS['label_smoothing']}")
+    training.add_argument("--gradient-clip-norm", type=positive(float),
+                          help="clip the global gradient norm to this (default: recipe, else none; finetune: 1)")
     training.add_argument("--augmentation", choices=AUGMENTATIONS,
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
                           "(default)")

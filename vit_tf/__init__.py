@@ -7,6 +7,7 @@ Uses Keras only (keras.ops in every layer, so any backend); never imports the ha
 """
 
 import importlib
+import sys
 
 from vit_tf.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
 
@@ -21,6 +22,10 @@ _LAZY = {
 }
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
+
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, so saved models load at once
+    importlib.import_module("vit_tf.layers")
 
 
 def __getattr__(name):

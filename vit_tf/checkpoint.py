@@ -180,11 +180,21 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
                 mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1], num_heads=arrays[f"{attention}/query/kernel"].shape[1])
 
 
+def check_compatible(path, architecture):
+    """Raises a CheckpointError unless the file holds a ViT of `architecture` (a `resolve_config` dict):
+    a check before any data is loaded."""
+    _compare(checkpoint_architecture(normalise_keys(read_npz(path)), path), architecture, path)
+
+
 def _check_architecture(model, arrays, path):
-    found = checkpoint_architecture(arrays, path)
     blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
     ours = dict(patch_size=model.get_layer("patch_embedding").patch_size, hidden_dim=blocks[0].hidden_dim,
                 num_layers=len(blocks), mlp_dim=blocks[0].mlp_dim, num_heads=blocks[0].num_heads)
+    _compare(checkpoint_architecture(arrays, path), ours, path)
+
+
+def _compare(found, ours, path):
+    ours = {column: ours[column] for column in found}
     if found != ours:
         columns = ("patch_size", "hidden_dim", "num_layers", "mlp_dim", "num_heads")
         matching = [name for name, row in PRESETS.items() if all(row[c] == found[c] for c in columns)]

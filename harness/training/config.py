@@ -7,6 +7,7 @@ Plain Python: the command lines check a whole config before Keras loads.
 
 import dataclasses
 import math
+import pathlib
 from typing import Optional
 
 from harness.errors import UserError
@@ -24,7 +25,7 @@ FAMILY_DEFAULTS = {
     # L2 of 5e-4 with momentum 0.9 shrinks weights like decoupled decay of 5e-3 does.
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
 }
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "momentum")  # sgd: Nesterov momentum 0.9; momentum: plain momentum 0.9
 AUGMENTATIONS = ("crop_flip", "none")  # per image, inside the training model (harness.training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
@@ -48,13 +49,18 @@ class TrainConfig:
     num_layers: Optional[int] = None
     num_heads: Optional[int] = None
     mlp_dim: Optional[int] = None
+    pretrained: Optional[str] = None  # a released ViT checkpoint (.npz) to start from (ViT only)
+    freeze_backbone: bool = False  # train the head only (feature extraction); needs `pretrained`
     epochs: Optional[int] = None
+    steps: Optional[int] = None  # train this many steps instead; the epochs follow from the data
+    warmup_steps: Optional[int] = None  # with `steps`: the warmup, in steps
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None  # peak, after warmup
     weight_decay: Optional[float] = None  # decoupled; never on biases, norms, class token, E_pos
     optimizer: Optional[str] = None  # "adamw" or "sgd"
     warmup_epochs: Optional[float] = None  # linear warmup, then cosine decay to 0
     label_smoothing: Optional[float] = None
+    gradient_clip_norm: Optional[float] = None  # clip the global gradient norm to this (None: no clipping)
     augmentation: Optional[str] = None  # per image, inside the training model: crop_flip or none
     mixing: Optional[str] = None  # per batch, in the input pipeline: none, mixup, cutmix
     mixing_alpha: Optional[float] = None
@@ -69,14 +75,36 @@ class TrainConfig:
 
     def with_recipe_defaults(self, default_preset):
         """A copy with every None that has a default filled in (recipe, then family, then global)."""
-        budget = RECIPES[self.recipe][self.model] if self.recipe else {}
+        budget = (RECIPES[self.recipe][self.model] or {}) if self.recipe else {}
         layers = {**DEFAULTS, **FAMILY_DEFAULTS[self.model], "preset": default_preset, **budget,
                   "keep": "last" if self.patience is None else "best"}  # early stopping keeps the epoch it waited for
+        by_steps = self.epochs is None and (self.steps or budget.get("steps"))
+        if by_steps:  # the epochs and the warmup follow from the data (`for_data`)
+            layers.pop("epochs")
+            if "warmup_epochs" not in budget:
+                layers.pop("warmup_epochs")
+        else:  # epochs given: a recipe's step counts do not apply
+            layers.pop("steps", None)
+            layers.pop("warmup_steps", None)
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
-        if self.warmup_epochs is None and "warmup_epochs" not in budget:
+        if self.warmup_epochs is None and "warmup_epochs" not in budget and not by_steps:
             epochs = self.epochs or filled["epochs"]
             filled["warmup_epochs"] = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
         return dataclasses.replace(self, **filled)
+
+    def for_data(self, train_images):
+        """A step-counted config (`steps`) turned into epochs for a training split of `train_images`."""
+        if self.epochs is not None:
+            return self
+        per_epoch = max(1, train_images // self.batch_size)
+        epochs = math.ceil(self.steps / per_epoch)
+        if self.warmup_steps is not None:  # never more than a fifth of the steps, e.g. with a shorter --steps
+            warmup = min(self.warmup_steps, self.steps * WARMUP_FRACTION_LIMIT) / per_epoch
+        elif self.warmup_epochs is not None:
+            warmup = self.warmup_epochs
+        else:
+            warmup = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
+        return dataclasses.replace(self, epochs=epochs, warmup_epochs=warmup)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -101,6 +129,18 @@ def resolve(config: TrainConfig):
     for settings that do not fit together (checked before any data loads or Keras starts)."""
     if config.model not in MODEL_FAMILIES:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+    if config.recipe and RECIPES[config.recipe][config.model] is None:
+        raise UserError(f"the {config.recipe} recipe is not for the {config.model} ({RECIPES[config.recipe]['budget']})")
+    if config.recipe == "finetune" and not config.pretrained:
+        raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
+    if config.pretrained is not None:
+        if config.model != "vit":
+            raise UserError("--pretrained loads a released ViT checkpoint; there is none for the CNN")
+        if not pathlib.Path(config.pretrained).is_file():
+            raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
+                            "checkpoint (README, 'Pretrained ViT')")
+    if config.freeze_backbone and not config.pretrained:
+        raise UserError("--freeze-backbone trains only the head, which needs pretrained features; add --pretrained")
     family = MODEL_FAMILIES[config.model]
     if config.preset is not None and config.preset not in family.presets:
         raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
@@ -115,15 +155,19 @@ def resolve(config: TrainConfig):
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:
         raise UserError("--keep best and --patience choose epochs by validation accuracy; give a --val-fraction above 0")
-    whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, **{name: 1 for name in VIT_ARCHITECTURE},
+    whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, "steps": 1, "warmup_steps": 0,
+             **{name: 1 for name in VIT_ARCHITECTURE},
              **({"image_size": 1} if config.image_size is not None else {})}
     for name, low in whole.items():
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
             raise UserError(f"{name} is {value!r}; it must be a whole number, at least {low}")
     numbers = {name: getattr(config, name) for name in ("learning_rate", "weight_decay", "warmup_epochs",
-                                                        "label_smoothing", "mixing_alpha", "val_fraction")}
+                                                        "label_smoothing", "mixing_alpha", "val_fraction",
+                                                        "gradient_clip_norm")}
     for name, value in numbers.items():
+        if value is None and name in ("warmup_epochs", "gradient_clip_norm"):  # warmup: set by for_data with steps
+            continue
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} is {value!r}; it must be a finite number")
     try:

@@ -52,6 +52,7 @@ def build_manifest(config, dataset, precision, device):
         "versions": library_versions(),
         "dataset": {"name": dataset.name, "sha256": dataset_fingerprint(dataset),
                     "train": len(dataset.train), "test": len(dataset.test)},
+        "pretrained_checkpoint": config.get("pretrained_checkpoint"),  # file name and sha256, if any
         "git_commit": git_commit(),
         "platform": platform.platform(),
     }

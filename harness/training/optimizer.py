@@ -1,4 +1,5 @@
-"""The optimizer: AdamW or SGD, warmup then cosine decay, no weight decay on biases, norms and embeddings."""
+"""The optimizer: AdamW or SGD with momentum, warmup then cosine decay, gradient clipping if asked, and no
+weight decay on biases, norms and embeddings."""
 
 import keras
 
@@ -27,9 +28,11 @@ def build_optimizer(config, model, steps_per_epoch):
         total_steps=config.epochs * steps_per_epoch,
         warmup_steps=round(config.warmup_epochs * steps_per_epoch),
     )
+    clip = {"global_clipnorm": config.gradient_clip_norm} if config.gradient_clip_norm else {}
     if config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    else:
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **clip)
+    else:  # "sgd": Nesterov momentum (the CIFAR ResNet recipe); "momentum": plain, as the paper fine-tunes
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=config.optimizer == "sgd",
+                                         weight_decay=config.weight_decay, **clip)
     optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
     return optimizer

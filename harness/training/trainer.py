@@ -4,7 +4,9 @@ A run checkpoints after every epoch, so `resume(run_dir)` continues a killed run
 completed epoch; with the same seed on a CPU, the resumed run ends exactly as an uninterrupted one.
 """
 
+import contextlib
 import dataclasses
+import pathlib
 import sys
 
 import keras
@@ -21,11 +23,15 @@ from harness.training.optimizer import build_optimizer
 from harness.training.precision import describe_device, resolve_precision
 from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
 from harness.training.seeding import seed_everything
+from vit_tf import checkpoint as vit_checkpoint
 
 
 def training_model(model, config, steps_per_epoch):
     """The model that trains: augmentation (active in training only) in front of `model`, compiled
     with the run's optimizer, loss, metric and compilation setting. It shares `model`'s weights."""
+    if config.freeze_backbone:  # feature extraction: the pretrained encoder stays as it is, only the head learns
+        for layer in model.layers:
+            layer.trainable = layer.name == "head"
     trainee = with_augmentation(model, build_augmentation(config.augmentation, seed=config.seed))
     trainee.compile(
         optimizer=build_optimizer(config, model, steps_per_epoch),
@@ -36,6 +42,15 @@ def training_model(model, config, steps_per_epoch):
         jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
     )
     return trainee
+
+
+@contextlib.contextmanager
+def checkpoint_errors():
+    """A checkpoint that does not fit is the user's to fix: one line, as every other such error."""
+    try:
+        yield
+    except vit_checkpoint.CheckpointError as error:
+        raise UserError(str(error)) from None
 
 
 def print_parameters(model, breakdown):
@@ -50,7 +65,14 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
     config = resolve(config)
     if config.run_dir:  # refuse an occupied folder before the data loads, which can take a while
         RunDirectory(config.run_dir).check_available(overwrite)
+    if config.pretrained:  # a checkpoint of another size answers before the data loads
+        architecture = MODEL_FAMILIES[config.model].resolve_config(config.preset, config.image_size,
+                                                                   **model_overrides(config))
+        with checkpoint_errors():
+            vit_checkpoint.check_compatible(config.pretrained, architecture)
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
+    validation = int(round(len(dataset.train) * config.val_fraction))  # as data.split_validation counts
+    config = config.for_data(len(dataset.train) - validation)
     run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
     return _train_in(run, dataclasses.replace(config, run_dir=str(run.path)), dataset, verbose=verbose)
 
@@ -78,6 +100,13 @@ def _train_steps(run, config, dataset, resuming, verbose):
     train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
     overrides = model_overrides(config)
     model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes, **overrides)
+    pretrained = None
+    if config.pretrained and not (resuming and run.checkpoint_path.exists()):  # a checkpoint holds newer weights
+        with checkpoint_errors():
+            report = vit_checkpoint.load_pretrained(model, config.pretrained)
+        print("\n".join(report.describe()))
+        pretrained = {"file": pathlib.Path(report.path).name, "path": report.path, "sha256": report.sha256,
+                      "dropped": report.dropped, "position_grid": list(report.position_grid)}
     print_parameters(model, family.parameter_breakdown(model))
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
     trainee = training_model(model, config, steps_per_epoch)
@@ -100,6 +129,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
                 "class_names": dataset.class_names,
                 "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
                 "params": model.count_params(),
+                "pretrained_checkpoint": pretrained,
             }
         )
     write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),

@@ -1,0 +1,89 @@
+"""Fine-tuning and feature extraction from a released checkpoint, as a student runs them."""
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+import pytest
+from checkpoint_files import vit_arrays, write
+from conftest import write_image_folder
+from keras import ops
+from test_cli import run_train
+from test_user_errors import one_line_error, run
+
+import vit_tf  # noqa: F401  (after keras, as a notebook would: registers the layers for load_model)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrained")
+    arrays = vit_arrays(grid=8, num_classes=21, representation=16)  # vit_test's size, pre-trained at 32 px
+    return dict(root=root, arrays=arrays, checkpoint=write(root / "ViT-test.npz", arrays),
+                folder=write_image_folder(root / "food", size=64))
+
+
+def fine_tune(files, run_dir, *extra):
+    return run_train("--recipe", "finetune", "--preset", "vit_test", "--pretrained", files["checkpoint"],
+                     "--data-dir", files["folder"], "--image-size", 64, "--steps", 6, "--batch-size", 4,
+                     "--run-dir", run_dir, *extra)
+
+
+def test_fine_tuning_a_released_checkpoint_records_it_and_follows_the_papers_recipe(files, tmp_path):
+    run_dir = tmp_path / "run"
+    result = fine_tune(files, run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "dropped the pre-training head" in result.stdout
+    assert "position embeddings interpolated from a 8x8 to a 16x16 patch grid" in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    digest = hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
+    assert config["pretrained_checkpoint"]["sha256"] == digest and config["pretrained_checkpoint"]["file"] == "ViT-test.npz"
+    assert json.loads((run_dir / "manifest.json").read_text())["pretrained_checkpoint"]["sha256"] == digest
+    # The paper's fine-tuning: plain momentum SGD, no weight decay, clipping at 1, no smoothing; 6 steps of
+    # 4 images from 16 training images are 2 epochs, the warmup at most a fifth of them.
+    assert (config["optimizer"], config["weight_decay"], config["gradient_clip_norm"], config["label_smoothing"]) == \
+        ("momentum", 0.0, 1.0, 0.0)
+    assert config["epochs"] == 2 and config["warmup_epochs"] == pytest.approx(1.2 / 4)
+    classified = run("evaluate.py", run_dir, "--image", next((files["folder"] / "test" / "cat").iterdir()))
+    assert classified.returncode == 0 and "cat" in classified.stdout, classified.stderr[-2000:]
+
+
+def test_freeze_backbone_trains_only_the_new_head(files, tmp_path):
+    run_dir = tmp_path / "run"
+    result = fine_tune(files, run_dir, "--freeze-backbone")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    query = ops.convert_to_numpy(model.get_layer("encoder_block_1").attention.query.kernel)
+    stored = files["arrays"]["Transformer/encoderblock_1/MultiHeadDotProductAttention_1/query/kernel"]
+    np.testing.assert_array_equal(query, stored.reshape(16, 16))  # the encoder did not move
+    projection = ops.convert_to_numpy(model.get_layer("patch_embedding").projection.kernel)
+    np.testing.assert_array_equal(projection, files["arrays"]["embedding/kernel"].reshape(48, 16))
+    assert np.any(ops.convert_to_numpy(model.get_layer("head").kernel))  # the zero head learned
+
+
+def test_a_checkpoint_of_another_size_is_refused_before_the_data_loads(files, tmp_path):
+    other = write(tmp_path / "ViT-mini.npz", vit_arrays(hidden=128, layers=3, mlp=256, heads=4))
+    line = one_line_error(run_train("--preset", "vit_test", "--pretrained", other, "--data-dir", tmp_path / "missing",
+                                    "--run-dir", tmp_path / "run"))
+    assert "use --preset vit_cifar_mini" in line  # answered before the missing --data-dir was reached
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--recipe", "finetune"], "--recipe finetune fine-tunes a released checkpoint; add --pretrained"),
+    (["--freeze-backbone"], "--freeze-backbone trains only the head"),
+    (["--model", "cnn", "--pretrained", "README.md"], "--pretrained loads a released ViT checkpoint"),
+    (["--model", "cnn", "--recipe", "finetune"], "the finetune recipe is not for the cnn"),
+    (["--pretrained", "README.md"], "is not an .npz file"),
+])
+def test_pretrained_options_that_do_not_fit_are_one_line(tmp_path, arguments, message):
+    assert message in one_line_error(run_train(*arguments, "--epochs", 1, "--run-dir", tmp_path / "run"))
+
+
+def test_compare_sets_a_fine_tuned_vit_beside_the_cnn(files, tmp_path):
+    folder = write_image_folder(tmp_path / "images")
+    result = run("compare.py", "--pretrained", files["checkpoint"], "--vit-preset", "vit_test", "--cnn-preset",
+                 "resnet_test", "--epochs", 1, "--batch-size", 4, "--data-dir", folder, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "== training vit vit_test (finetune recipe)" in result.stdout
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "| vit vit_test pretrained |" in report and "| cnn resnet_test |" in report
