@@ -70,9 +70,13 @@ def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
     assert course.warmup_epochs == recipe["warmup_epochs"] and course.optimizer == "adamw"  # family default
     smoke = TrainConfig(model="cnn", recipe="smoke").with_recipe_defaults("resnet20")
     assert (smoke.preset, smoke.epochs, smoke.label_smoothing, smoke.mixing) == ("resnet8", 10, 0.1, "none")
-    for name, recipe in RECIPES.items():  # every recipe names real presets
+    fields = set(TrainConfig.__dataclass_fields__)
+    for name, recipe in RECIPES.items():  # every recipe names real presets and real settings
         for model in ("vit", "cnn"):
+            if recipe[model] is None:  # not for this family (finetune: there is no pretrained CNN)
+                continue
             assert recipe[model]["preset"] in MODEL_FAMILIES[model].presets, name
+            assert set(recipe[model]) <= fields, (name, set(recipe[model]) - fields)
 
 
 def test_throughput_counts_the_images_really_trained_on(image_folder, tmp_path):
