@@ -43,6 +43,9 @@ def silence_tensorflow_startup():
         except ImportError:  # a broken or stand-in install: the harness then runs without TensorFlow
             return
         tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs an error on CPU machines
+    # Its Python logger warns about function retracing when a report predicts with several models and
+    # batch shapes: harmless here, and read as errors.
+    tensorflow.get_logger().setLevel("ERROR")
 
 
 def start():
