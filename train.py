@@ -63,6 +63,12 @@ def build_parser():
     data.add_argument("--image-size", type=positive(int, MAX_IMAGE_SIZE), help="input size in pixels (default: the preset's)")
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training split held out for validation (default: 0.1)")
+    subset = data.add_mutually_exclusive_group()
+    subset.add_argument("--train-size", type=positive(int, MAX_BATCH * 64),
+                        help="train on this many images: a class-stratified subset, nested across sizes for one "
+                        "seed; the validation and test splits stay the same (default: all)")
+    subset.add_argument("--train-fraction", type=positive(float, 1.0),
+                        help="... or on this share of the training split (default: 1)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit", help="which model to train (default: vit)")

@@ -1,6 +1,7 @@
 """Compare training runs (typically a ViT and a CNN) in figures and a Markdown report.
 
     python visualize.py runs/VIT_RUN runs/CNN_RUN --out reports/comparison
+    python visualize.py runs/VIT_RUN runs/CNN_RUN --sweep sweeps/smoke-cifar10_sample --out reports/all
 """
 
 from harness import backend
@@ -10,7 +11,8 @@ from harness.errors import cli_main
 
 def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=text, metavar="RUN_DIR", help="run directories written by train.py")
+    parser.add_argument("run_dirs", nargs="*", type=text, metavar="RUN_DIR", help="run directories written by train.py")
+    parser.add_argument("--sweep", type=text, metavar="DIR", help="add the data-scaling figure of a scaling.py sweep")
     parser.add_argument("--out", required=True, type=text, help="folder for the PNG figures and report.md")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch")
     return parser
@@ -18,14 +20,20 @@ def build_parser():
 
 @cli_main
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from harness.reporting.runs import check_comparable  # plain Python: answers before Keras loads
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.run_dirs and not args.sweep:
+        parser.error("give run directories, --sweep DIR, or both")
+    from harness.reporting.runs import check_comparable, check_sweep  # plain Python: answers before Keras loads
 
-    check_comparable(args.run_dirs, args.out)
+    if args.run_dirs:
+        check_comparable(args.run_dirs, args.out)
+    if args.sweep:
+        check_sweep(args.sweep)
     backend.start()
     from harness.reporting.report import write_report
 
-    report = write_report(args.run_dirs, args.out, args.batch_size)
+    report = write_report(args.run_dirs, args.out, args.batch_size, sweep=args.sweep)
     print(f"report: {report} (figures beside it)")
 
 

@@ -30,11 +30,16 @@ HOSTILE = {
         "--mixing-alpha": [*NUMBER, "0"], "--keep": NAME, "--patience": WHOLE, "--seed": [*NUMBER, "1.5"],
         "--precision": NAME, "--jit-compile": NAME, "--run-dir": UNWRITABLE, "--resume": MISSING_PATH,
         "--pretrained": [*MISSING_PATH, "README.md"], "--steps": [*WHOLE, "10000000"],
-        "--gradient-clip-norm": [*NUMBER, "0"],
+        "--gradient-clip-norm": [*NUMBER, "0"], "--train-size": [*WHOLE, "1000000000"],
+        "--train-fraction": [*NUMBER, "0", "1.5"],
     },
     "evaluate.py": {"run_dir": MISSING_PATH, "--dataset": NAME, "--data-dir": MISSING_PATH,
                     "--image": ["", "/nonexistent.png"], "--top-k": WHOLE, "--batch-size": WHOLE},
-    "visualize.py": {"run_dirs": MISSING_PATH, "--out": UNWRITABLE, "--batch-size": WHOLE},
+    "visualize.py": {"run_dirs": MISSING_PATH, "--out": UNWRITABLE, "--batch-size": WHOLE,
+                     "--sweep": [*MISSING_PATH, "README.md"]},
+    "scaling.py": {"--dataset": NAME, "--data-dir": MISSING_PATH, "--recipe": [*NAME, "finetune"],
+                   "--sizes": [*WHOLE, "100000000", "999999"], "--seeds": [*NUMBER, "1.5"], "--vit-preset": NAME,
+                   "--cnn-preset": NAME, "--batch-size": WHOLE, "--out": UNWRITABLE},
     "compare.py": {"--dataset": NAME, "--data-dir": MISSING_PATH, "--recipe": NAME, "--vit-preset": NAME,
                    "--cnn-preset": NAME, "--pretrained": [*MISSING_PATH, "README.md"], "--epochs": WHOLE, "--batch-size": WHOLE, "--seed": [*NUMBER, "1.5"],
                    "--out": UNWRITABLE},
@@ -63,6 +68,8 @@ def base_arguments(script, option, run, tmp_path):
     if script == "visualize.py":
         return ["--out", str(tmp_path / "report")] if option == "run_dirs" else [str(run), str(run), "--out",
                                                                                   str(tmp_path / "report")]
+    if script == "scaling.py":
+        return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", "--sizes", "100", "--out", str(tmp_path / "s")]
     if script == "compare.py":
         return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", "--epochs", "1", "--out", str(tmp_path / "c")]
     return ["--model", "vit:vit_test", "--batch-size", "2", "--warmup-steps", "1", "--steps", "1", "--out",

@@ -17,8 +17,10 @@ ALLOWED = {
     "harness.models": HELPERS | MODEL_PACKAGES,
     "harness.data": HELPERS,
     "harness.training": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data"},
-    "harness.reporting": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training"},
+    "harness.reporting": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training",
+                                                     "harness.sweeps"},
     "harness.benchmarking": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training"},
+    "harness.sweeps": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training"},
 }
 PROJECT_ROOTS = ("vit_tf", "cnn_baseline", "harness")
 

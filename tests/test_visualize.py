@@ -12,7 +12,7 @@ from test_cli import REPO
 
 import cnn_baseline
 import vit_tf
-from harness.reporting import analysis, compare_plots, model_plots
+from harness.reporting import analysis, compare_plots, model_plots, scaling
 
 
 def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():
@@ -86,7 +86,15 @@ def _summary(seed):
     return {key: float(rng.uniform(1, 100)) for key, *_ in compare_plots.SUMMARY_BARS}
 
 
+def _sweep_rows(seed):
+    rng = np.random.default_rng(seed)
+    return [{"model": model, "preset": preset, "train_images": size, "seed": run, "test_accuracy": float(rng.uniform(0.2, 0.9))}
+            for model, preset in (("vit", "vit_test"), ("cnn", "resnet_test")) for size in (100, 1000, 10000)
+            for run in range(2)]
+
+
 PLOTS = {
+    "scaling": lambda seed, path: scaling.plot_scaling(_sweep_rows(seed), path, "data"),
     "training_curves": lambda seed, path: compare_plots.plot_training_curves([_history(seed)], ["run"], path),
     "summary": lambda seed, path: compare_plots.plot_summary_bars([_summary(seed), _summary(seed + 1)], ["a", "b"], path),
     "per_class": lambda seed, path: compare_plots.plot_per_class_accuracy(

@@ -58,3 +58,23 @@ def split_validation(train, fraction, seed):
     order = np.random.default_rng(seed).permutation(len(train))
     count = int(round(len(train) * fraction))
     return train.take(np.sort(order[count:])), train.take(np.sort(order[:count]))
+
+
+def nested_subset(split, count, seed):
+    """`count` images of `split`, stratified by class and nested: with the same seed, a smaller subset is
+    part of every larger one (for the data-scaling sweep, paper section 4.2).
+
+    Each class is shuffled from the seed and its image of rank r among n_c gets the key (r + 0.5) / n_c;
+    the subset is the `count` smallest keys. Prefixes of one fixed order are nested, and the keys spread
+    every class evenly through that order, so each class gets its share of `count` to within one image.
+    """
+    if not 0 < count <= len(split):
+        raise ValueError(f"a subset of {count} images from a split of {len(split)}")
+    rng = np.random.default_rng([seed, 2])  # a stream of its own, apart from the validation split's
+    keys = np.empty(len(split))
+    for label in np.unique(split.labels):
+        members = rng.permutation(np.flatnonzero(split.labels == label))
+        keys[members] = (np.arange(len(members)) + 0.5) / len(members)
+    order = np.lexsort((rng.permutation(len(split)), keys))  # equal keys in a seeded order
+    return split.take(np.sort(order[:count]))
+

@@ -11,11 +11,11 @@ import numpy as np
 import vit_tf
 from harness import data
 from harness.models import MODEL_FAMILIES
-from harness.reporting import analysis, compare_plots, model_plots, plots
+from harness.reporting import analysis, compare_plots, model_plots, plots, scaling
 from harness.reporting.evaluate_run import load_model, predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
-from harness.reporting.runs import check_comparable
+from harness.reporting.runs import check_comparable, check_sweep, sweep_dataset_name
 from harness.training.run_dir import open_finished_run
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
@@ -99,24 +99,37 @@ def _same_test_set(results):
                for r in results)
 
 
-def write_report(run_dirs, out_dir, batch_size=256):
-    """Writes the comparison figures and out_dir/report.md; returns the report's path.
+def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
+    """Writes the comparison figures and out_dir/report.md; returns the report's path. With `sweep` (a
+    folder scaling.py wrote), the data-scaling figure and table join the report (alone, without runs).
 
     Everything is written into a hidden staging folder first and moved into `out_dir` at the end,
     so a failure never leaves a half-written report.
     """
-    labels = check_comparable(run_dirs, out_dir)
+    labels = check_comparable(run_dirs, out_dir) if run_dirs else []
+    rows = check_sweep(sweep) if sweep else None
     out = pathlib.Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        _write_figures_and_report(run_dirs, labels, staging, batch_size)
+        if run_dirs:
+            _write_figures_and_report(run_dirs, labels, staging, batch_size)
+        if rows:
+            _add_scaling(rows, staging, sweep)
         out.mkdir(exist_ok=True)
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / "report.md"
+
+
+def _add_scaling(rows, out, sweep):
+    figure = scaling.plot_scaling(rows, out / "scaling.png", sweep_dataset_name(sweep))
+    report = out / "report.md"
+    text = report.read_text() if report.exists() else "# ViT vs CNN\n"
+    report.write_text(f"{text}\n## Data scaling\n\n{scaling.CAPTION}\n\n{scaling.markdown_table(rows)}\n\n"
+                      f"![Data scaling]({figure.name})\n")
 
 
 def _write_figures_and_report(run_dirs, labels, out, batch_size):

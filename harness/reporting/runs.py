@@ -1,7 +1,9 @@
 """Which finished runs one report can compare, checked before any model or dataset loads."""
 
+import json
 import pathlib
 
+from harness import sweeps
 from harness.errors import UserError
 from harness.training.run_dir import check_writable, open_finished_run
 
@@ -32,3 +34,19 @@ def check_comparable(run_dirs, out_dir):
         raise UserError(f"--out {out_dir} is a file; give a folder for the report")
     check_writable(out_dir, option="--out")
     return run_labels(configs)
+
+
+def check_sweep(sweep):
+    """The finished runs of a sweep folder (scaling.py), or a one-line UserError."""
+    if not (pathlib.Path(sweep) / "sweep.json").is_file():
+        raise UserError(f"--sweep {sweep} is not a sweep folder (no sweep.json); give a folder scaling.py wrote")
+    rows = sweeps.collect(sweep)
+    if not rows:
+        raise UserError(f"--sweep {sweep} has no finished runs yet; continue it with scaling.py")
+    return rows
+
+
+def sweep_dataset_name(sweep):
+    run = next(path for path in sorted((pathlib.Path(sweep) / "runs").glob("*")) if (path / "metrics.json").exists())
+    return json.loads((run / "metrics.json").read_text())["dataset"]
+

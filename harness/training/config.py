@@ -44,6 +44,8 @@ class TrainConfig:
     dataset: Optional[str] = None  # cifar10_sample (default), cifar10, cifar100, or a label for --data-dir
     data_dir: Optional[str] = None  # an image folder or CIFAR batch directory
     image_size: Optional[int] = None  # None: the preset's size
+    train_size: Optional[int] = None  # train on a nested, class-stratified subset of this many images
+    train_fraction: Optional[float] = None  # ... or of this share of the training split (after validation)
     patch_size: Optional[int] = None  # ViT architecture: None keeps the preset's column
     hidden_dim: Optional[int] = None
     num_layers: Optional[int] = None
@@ -139,6 +141,11 @@ def resolve(config: TrainConfig):
         if not pathlib.Path(config.pretrained).is_file():
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
                             "checkpoint (README, 'Pretrained ViT')")
+    if config.train_size is not None and config.train_fraction is not None:
+        raise UserError("give --train-size or --train-fraction, not both")
+    if config.train_fraction is not None and not (isinstance(config.train_fraction, (int, float))
+                                                  and 0 < config.train_fraction <= 1):
+        raise UserError(f"train_fraction is {config.train_fraction!r}; it must be above 0 and at most 1")
     if config.freeze_backbone and not config.pretrained:
         raise UserError("--freeze-backbone trains only the head, which needs pretrained features; add --pretrained")
     family = MODEL_FAMILIES[config.model]
@@ -155,7 +162,7 @@ def resolve(config: TrainConfig):
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:
         raise UserError("--keep best and --patience choose epochs by validation accuracy; give a --val-fraction above 0")
-    whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, "steps": 1, "warmup_steps": 0,
+    whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, "steps": 1, "warmup_steps": 0, "train_size": 1,
              **{name: 1 for name in VIT_ARCHITECTURE},
              **({"image_size": 1} if config.image_size is not None else {})}
     for name, low in whole.items():

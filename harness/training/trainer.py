@@ -10,6 +10,7 @@ import pathlib
 import sys
 
 import keras
+import numpy as np
 
 from harness import data
 from harness.errors import Interrupted, Terminated, UserError
@@ -44,6 +45,22 @@ def training_model(model, config, steps_per_epoch):
     return trainee
 
 
+def training_splits(dataset, config):
+    """(training, validation) splits: the validation split carved off first, the same for every
+    --train-size, then the training images (all, or a nested class-stratified subset)."""
+    train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
+    count = config.train_size or (round(config.train_fraction * len(train_split)) if config.train_fraction else None)
+    if count is None:
+        return train_split, val_split
+    if count > len(train_split):
+        raise UserError(f"--train-size {count} is more than the {len(train_split):,} training images "
+                        f"({len(dataset.train):,} less the validation split); give at most {len(train_split)}")
+    if count < dataset.num_classes:
+        raise UserError(f"--train-size {count} is fewer than the {dataset.num_classes} classes; give at least one "
+                        "image per class")
+    return data.nested_subset(train_split, max(1, count), config.seed), val_split
+
+
 @contextlib.contextmanager
 def checkpoint_errors():
     """A checkpoint that does not fit is the user's to fix: one line, as every other such error."""
@@ -71,8 +88,7 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
         with checkpoint_errors():
             vit_checkpoint.check_compatible(config.pretrained, architecture)
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
-    validation = int(round(len(dataset.train) * config.val_fraction))  # as data.split_validation counts
-    config = config.for_data(len(dataset.train) - validation)
+    config = config.for_data(len(training_splits(dataset, config)[0]))
     run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
     return _train_in(run, dataclasses.replace(config, run_dir=str(run.path)), dataset, verbose=verbose)
 
@@ -97,7 +113,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
     deterministic = seed_everything(config.seed)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
-    train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
+    train_split, val_split = training_splits(dataset, config)
     overrides = model_overrides(config)
     model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes, **overrides)
     pretrained = None
@@ -127,7 +143,9 @@ def _train_steps(run, config, dataset, resuming, verbose):
                 "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes,
                                                       **overrides),  # noqa: E501
                 "class_names": dataset.class_names,
-                "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test)},
+                "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test),
+                                "train_per_class": np.bincount(train_split.labels,
+                                                               minlength=dataset.num_classes).tolist()},
                 "params": model.count_params(),
                 "pretrained_checkpoint": pretrained,
             }
