@@ -39,7 +39,7 @@ def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"] == model and config["preset"] == preset and config["epochs"] == 2
     assert config["class_names"] == ["cat", "dog", "frog"]
-    assert config["split_sizes"] == {"train": 14, "validation": 4, "test": 9}
+    assert config["split_sizes"] == {"train": 14, "validation": 4, "test": 9, "train_per_class": [4, 5, 5]}
     with open(run_dir / "history.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["epoch"] for row in rows] == ["1", "2"]
