@@ -9,7 +9,9 @@ from keras import ops
 from vit_tf import layers as vit_layers
 from vit_tf.layers import (
     ClassToken,
+    DistillationToken,
     EncoderBlock,
+    HeadFusion,
     MlpBlock,
     MultiHeadSelfAttention,
     PatchEmbedding,
@@ -201,10 +203,14 @@ LAYERS = [
     (EncoderBlock, dict(hidden_dim=8, num_heads=2, mlp_dim=16, dropout_rate=0.1, attention_dropout_rate=0.2,
                         drop_path_rate=0.1, fused_attention=False)),
     (TokenPooling, dict(mode="gap")),
+    (TokenPooling, dict(mode="distillation")),
+    (DistillationToken, {}),
+    (HeadFusion, {}),
 ]
 
 
-@pytest.mark.parametrize("layer_class, arguments", LAYERS, ids=[c.__name__ for c, _ in LAYERS])
+@pytest.mark.parametrize("layer_class, arguments", LAYERS,
+                         ids=[f"{c.__name__}-{'-'.join(map(str, a.values()))}".rstrip("-") for c, a in LAYERS])
 def test_get_config_returns_exactly_the_constructor_arguments(layer_class, arguments):
     layer = layer_class(**arguments, name="probe")
     config = layer.get_config()

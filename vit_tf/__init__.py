@@ -14,10 +14,10 @@ from vit_tf.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data
 # The rest needs Keras, which takes seconds to import, so it loads on first use (PEP 562): the
 # command lines can list the presets in --help and check options without it.
 _LAZY = {
-    **dict.fromkeys(["build_vit", "encoder_outputs", "flops_per_image", "activations_per_image", "parameter_breakdown"],
-                    "vit_tf.model"),
+    **dict.fromkeys(["build_vit", "encoder_outputs", "flops_per_image", "activations_per_image", "parameter_breakdown",
+                     "prefix_tokens"], "vit_tf.model"),
     **dict.fromkeys(["extract_patches", "PatchEmbedding", "ClassToken", "PositionEmbedding", "MultiHeadSelfAttention",
-                     "MlpBlock", "EncoderBlock", "TokenPooling"], "vit_tf.layers"),
+                     "MlpBlock", "EncoderBlock", "TokenPooling", "DistillationToken", "HeadFusion"], "vit_tf.layers"),
     **dict.fromkeys(["load_pretrained", "CheckpointError", "interpolate_grid"], "vit_tf.checkpoint"),
 }
 

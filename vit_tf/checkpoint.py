@@ -232,6 +232,9 @@ def load_pretrained(model, path, keep_head=False):
     number of classes; `pre_logits` is loaded when the model has that layer).
     """
     path = pathlib.Path(path)
+    if "distillation_token" in {layer.name for layer in model.layers}:
+        raise CheckpointError("the released ViT checkpoints have no distillation token; load them into a model "
+                              "without distillation")
     arrays = normalise_keys(read_npz(path))
     _check_architecture(model, arrays, path)
     has_class_token = model.get_layer("pooling").mode == "token"

@@ -90,6 +90,26 @@ class ClassToken(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
+class DistillationToken(layers.Layer):
+    """DeiT (Touvron et al. 2021): a second learned token, the distillation token, after the class token.
+
+    (B, 1 + N, D) -> (B, 2 + N, D); it is token 1 and gets its own position embedding row and head.
+    Initialised from a normal distribution truncated at 2 standard deviations of 0.02, as DeiT.
+    """
+
+    def build(self, input_shape):
+        self.distillation_token = self.add_weight(
+            shape=(1, 1, input_shape[-1]), initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="distillation_token",
+        )
+
+    def call(self, tokens):
+        token = ops.broadcast_to(ops.cast(self.distillation_token, tokens.dtype),
+                                 (ops.shape(tokens)[0], 1, tokens.shape[-1]))
+        return ops.concatenate([tokens[:, :1], token, tokens[:, 1:]], axis=1)
+
+
+@keras.saving.register_keras_serializable(package="vit_tf")
 class PositionEmbedding(layers.Layer):
     """Eq. 1: add learned 1-D position embeddings E_pos, one row per token.
 
@@ -278,19 +298,47 @@ class EncoderBlock(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="vit_tf")
 class TokenPooling(layers.Layer):
-    """Eq. 4 readout: the class token z_L^0, or the mean of all tokens ("gap", appendix D.3).
+    """Eq. 4 readout: the class token z_L^0, the mean of all tokens ("gap", appendix D.3), or DeiT's
+    distillation token z_L^1 ("distillation").
 
     (B, T, D) -> (B, D). Applied after the final LayerNorm (`encoder_norm`), as the authors do.
     """
 
+    MODES = ("token", "gap", "distillation")
+
     def __init__(self, mode="token", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("token", "gap"):
-            raise ValueError(f"classifier must be 'token' or 'gap', not {mode!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"classifier must be one of {', '.join(self.MODES)}, not {mode!r}")
         self.mode = mode
 
     def call(self, tokens):
-        return tokens[:, 0] if self.mode == "token" else ops.mean(tokens, axis=1)
+        if self.mode == "gap":
+            return ops.mean(tokens, axis=1)
+        return tokens[:, 1] if self.mode == "distillation" else tokens[:, 0]
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+def fuse_heads(class_logits, distillation_logits):
+    """log((softmax(a) + softmax(b)) / 2): a softmax of the result is the average of the two heads'.
+
+    Computed as logaddexp of the two log-softmaxes, which never underflows to log 0.
+    """
+    both = ops.logaddexp(ops.log_softmax(class_logits, axis=-1), ops.log_softmax(distillation_logits, axis=-1))
+    return both - math.log(2.0)
+
+
+@keras.saving.register_keras_serializable(package="vit_tf")
+class HeadFusion(layers.Layer):
+    """DeiT at inference: the class head's and the distillation head's softmax outputs averaged.
+
+    (B, K), (B, K) -> (B, K) log-probabilities (`fuse_heads`).
+    """
+
+    def call(self, inputs):
+        return fuse_heads(*inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

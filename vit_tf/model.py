@@ -1,12 +1,15 @@
 """Assembles the layers of `vit_tf.layers` into the Vision Transformer (paper section 3.1)."""
 
 import keras
+import numpy as np
 from keras import layers
 
 from vit_tf.layers import (
     LAYER_NORM_EPSILON,
     ClassToken,
+    DistillationToken,
     EncoderBlock,
+    HeadFusion,
     PatchEmbedding,
     PositionEmbedding,
     TokenPooling,
@@ -37,6 +40,8 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     x = PatchEmbedding(config["patch_size"], config["hidden_dim"], name="patch_embedding")(x)
     if config["classifier"] == "token":
         x = ClassToken(name="class_token")(x)
+        if config["distillation"]:
+            x = DistillationToken(name="distillation_token")(x)
     x = PositionEmbedding(name="position_embedding")(x)
     x = layers.Dropout(config["dropout_rate"], name="embedding_dropout")(x)
     for index in range(config["num_layers"]):
@@ -50,15 +55,26 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
             config["fused_attention"],
             name=f"encoder_block_{index}",
         )(x)
-    x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4
-    x = TokenPooling(config["classifier"], name="pooling")(x)
+    tokens = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4
+    x = TokenPooling(config["classifier"], name="pooling")(tokens)
     if config["representation_size"]:  # pre-training head (section 3.1); fine-tuning drops it
         x = layers.Dense(config["representation_size"], activation="tanh", name="pre_logits")(x)
     # Zero-initialised linear head, as the authors; logits stay float32 under mixed precision.
     logits = layers.Dense(
         num_classes, kernel_initializer="zeros", dtype="float32", name="head"
     )(x)
+    if config["distillation"]:  # DeiT: the distillation token's own head; at inference both heads are averaged
+        distilled = TokenPooling("distillation", name="distillation_pooling")(tokens)
+        distillation_logits = layers.Dense(num_classes, kernel_initializer="zeros", dtype="float32",
+                                           name="head_distillation")(distilled)
+        logits = HeadFusion(dtype="float32", name="head_fusion")([logits, distillation_logits])
     return keras.Model(images, logits, name=preset)
+
+
+def prefix_tokens(model):
+    """How many tokens come before the patches: 0 ("gap"), 1 (class token), 2 (class and distillation)."""
+    names = {layer.name for layer in model.layers}
+    return int("class_token" in names) + int("distillation_token" in names)
 
 
 def encoder_outputs(model, images):
@@ -88,7 +104,7 @@ def flops_per_image(model):
     multiply-adds.
     """
     tokens = model.get_layer("position_embedding").position_embedding.shape[1]  # T = N (+ 1)
-    num_patches = tokens - (model.get_layer("pooling").mode == "token")
+    num_patches = tokens - prefix_tokens(model)
     patch_inputs, hidden_dim = model.get_layer("patch_embedding").projection.kernel.shape  # (P^2 C, D)
     blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
     per_block = sum(
@@ -97,8 +113,9 @@ def flops_per_image(model):
         + 2 * tokens * block.hidden_dim * block.mlp_dim  # the MLP
         for block in blocks
     )
-    head_inputs, num_classes = model.get_layer("head").kernel.shape
-    return 2 * (num_patches * patch_inputs * hidden_dim + per_block + head_inputs * num_classes)
+    heads = sum(int(np.prod(model.get_layer(name).kernel.shape)) for name in ("head", "head_distillation")
+                if name in {layer.name for layer in model.layers})
+    return 2 * (num_patches * patch_inputs * hidden_dim + per_block + heads)
 
 
 def activations_per_image(model):
@@ -121,9 +138,9 @@ def parameter_breakdown(model):
     """Parameter counts per component: patch embedding (E, class token, E_pos), encoder, head."""
     groups = {"patch embedding": 0, "encoder": 0, "head": 0}
     for layer in model.layers:
-        if isinstance(layer, (PatchEmbedding, ClassToken, PositionEmbedding)):
+        if isinstance(layer, (PatchEmbedding, ClassToken, DistillationToken, PositionEmbedding)):
             group = "patch embedding"
-        elif layer.name in ("head", "pre_logits"):
+        elif layer.name in ("head", "pre_logits", "head_distillation"):
             group = "head"
         else:
             group = "encoder"

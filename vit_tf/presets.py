@@ -42,6 +42,7 @@ DEFAULT_OPTIONS = dict(
     drop_path_rate=0.0,  # stochastic depth of the last block, rising linearly from 0 at the first (DeiT)
     fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
     representation_size=None,  # the pre-training head's tanh hidden layer (pre_logits); None: a linear head
+    distillation=False,  # DeiT: a distillation token with its own head; inference averages the two heads
 )
 
 
@@ -61,6 +62,9 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
             f"image size {config['image_size']} is not divisible by patch size {config['patch_size']}; "
             f"use an image size that is a multiple of {config['patch_size']}"
         )
+    if config["distillation"] and (config["classifier"] != "token" or config["representation_size"]):
+        raise ValueError("a distillation token sits beside the class token: distillation needs classifier='token' "
+                         "and no representation_size")
     if config["hidden_dim"] % config["num_heads"]:
         raise ValueError(
             f"hidden size {config['hidden_dim']} is not divisible by {config['num_heads']} heads; "
