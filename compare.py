@@ -4,6 +4,7 @@
     python compare.py --recipe course --data-dir cifar10  # full CIFAR-10, the course recipe (GPU)
     python compare.py --data-dir cifar10 --epochs 30 --vit-preset vit_cifar_tiny --cnn-preset resnet20
     python compare.py --pretrained ViT-B_16.npz --data-dir my_food --recipe course  # a fine-tuned ViT vs a CNN
+    python compare.py --distill                          # adds a third run: the ViT distilled from the CNN (DeiT)
 """
 
 import datetime
@@ -17,7 +18,6 @@ from harness.training.recipes import RECIPES
 from harness.training.run_dir import RunDirectory
 
 DEFAULT_RECIPE = "smoke"  # sized for the embedded sample on a CPU (its budget: harness/training/recipes.py)
-MODELS = ("vit", "cnn")
 
 
 def build_parser():
@@ -29,6 +29,9 @@ def build_parser():
     parser.add_argument("--pretrained", type=text, metavar="FILE.npz",
                         help="fine-tune this released ViT checkpoint with the finetune recipe instead of training the "
                         "ViT from scratch; the CNN still follows --recipe")
+    parser.add_argument("--distill", action="store_true",
+                        help="also train the ViT with the trained CNN as its DeiT teacher (hard distillation): "
+                        "the report then compares CNN, ViT and distilled ViT")
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
     parser.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
@@ -42,12 +45,17 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out = pathlib.Path(args.out or f"reports/{datetime.datetime.now():%Y%m%d-%H%M%S}")
+
+    def settings(model, name, **extra):
+        shared = dict(recipe=args.recipe, preset=getattr(args, f"{model}_preset"), dataset=args.dataset,
+                      data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+        return resolve(TrainConfig(model=model, run_dir=str(out / name), **{**shared, **extra}))
+
     fine_tune = {"recipe": "finetune", "pretrained": args.pretrained} if args.pretrained else {}
-    configs = {model: resolve(TrainConfig(**{
-        "model": model, "recipe": args.recipe, "preset": getattr(args, f"{model}_preset"), "dataset": args.dataset,
-        "data_dir": args.data_dir, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
-        "run_dir": str(out / model), **(fine_tune if model == "vit" else {})})) for model in MODELS}
-    for config in configs.values():  # both checked before either trains
+    configs = {"vit": settings("vit", "vit", **fine_tune), "cnn": settings("cnn", "cnn")}
+    if args.distill:  # trained last, once its teacher (the CNN) has finished
+        configs["vit_distilled"] = settings("vit", "vit_distilled", teacher=str(out / "cnn"))
+    for config in configs.values():  # all checked before any trains
         RunDirectory(config.run_dir).check_available()
     backend.start()
     from harness import data
@@ -57,7 +65,8 @@ def main(argv=None):
 
     with data.loading_once():  # both models, their evaluation and the report share one loaded copy
         for model, config in configs.items():
-            print(f"== training {model} {config.preset} ({config.recipe} recipe)")
+            print(f"== training {model} {config.preset} ({config.recipe} recipe"
+                  f"{', distilled from the CNN' if config.teacher else ''})")
             train(config)
             evaluate_run(config.run_dir)
         report = write_report([config.run_dir for config in configs.values()], out / "report")

@@ -6,6 +6,7 @@
     python train.py --model vit --data-dir photos --image-size 96 --patch-size 8   # own images, own patches
     python train.py --model vit --recipe course --data-dir cifar10    # a budget recipe (smoke, course, full)
     python train.py --recipe finetune --pretrained ViT-B_16.npz --data-dir my_food   # fine-tune a released ViT
+    python train.py --model vit --teacher runs/CNN_RUN                # DeiT: distil a finished CNN into the ViT
     python train.py --resume runs/RUN                                 # continue a killed run
 """
 
@@ -30,6 +31,7 @@ from harness.models import MODEL_FAMILIES
 from harness.training.config import (
     AUGMENTATIONS,
     DEFAULTS,
+    DISTILLATIONS,
     JIT_COMPILE,
     KEEP,
     MIXINGS,
@@ -84,6 +86,15 @@ def build_parser():
                        "its head is replaced by a new zero one (README, 'Pretrained ViT')")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="with --pretrained: train only the new head (feature extraction)")
+    model.add_argument("--teacher", type=text, metavar="RUN_DIR",
+                       help="DeiT distillation: a finished run (e.g. the CNN) teaches the ViT's distillation token")
+    model.add_argument("--distillation", choices=DISTILLATIONS,
+                       help="with --teacher: hard (the teacher's labels; DeiT's default) or soft (its softened "
+                       "probabilities)")
+    model.add_argument("--distillation-alpha", type=fraction,
+                       help="weight of the teacher's term (default: hard 0.5, soft 0.1, as DeiT)")
+    model.add_argument("--distillation-temperature", type=positive(float, 100),
+                       help="soft distillation's temperature (default: 3, as DeiT)")
     model.add_argument("--drop-path-rate", type=fraction,
                        help="ViT stochastic depth of the last block, rising linearly from 0 (default: recipe, else 0)")
 

@@ -30,6 +30,22 @@ def losses(run_dir):
         return [{k: row[k] for k in LOSS_COLUMNS} for row in csv.DictReader(file)]
 
 
+def kill_after_first_checkpoint(run_dir, *train_arguments):
+    """Starts train.py, SIGKILLs it half a second into its second epoch; returns the epochs it had finished."""
+    command = [sys.executable, str(REPO / "train.py"), *map(str, train_arguments)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (run_dir / "checkpoint.weights.h5").exists() and not (run_dir / "metrics.json").exists()
+    finished = len(losses(run_dir))
+    assert 1 <= finished < 4
+    return finished
+
+
 def test_same_seed_same_numbers(larger_folder, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     for run_dir in (first, second):
@@ -53,17 +69,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert run_train(*arguments(larger_folder, reference), *extra).returncode == 0
 
-    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, killed)), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoint.weights.h5").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert (killed / "checkpoint.weights.h5").exists() and not (killed / "metrics.json").exists()
-    finished_before_kill = len(losses(killed))
-    assert 1 <= finished_before_kill < 4
+    finished_before_kill = kill_after_first_checkpoint(killed, *arguments(larger_folder, killed), *extra)
     if extra and finished_before_kill == 1:
         # As if killed after epoch 1's checkpoint but before its best weights: resume rewrites them.
         (killed / "best.weights.h5").unlink(missing_ok=True)

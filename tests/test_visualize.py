@@ -24,6 +24,18 @@ def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():
     np.testing.assert_allclose(analysis.attention_rollout([attention]), by_hand[:, 0, 1:], rtol=1e-6)
 
 
+def test_a_distilled_vit_reads_the_class_token_and_leaves_both_prefix_tokens_off_the_grid():
+    model = vit_tf.build_vit("vit_test", num_layers=1, distillation=True)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    _, (attention,) = vit_tf.encoder_outputs(model, images)
+    attention = keras.ops.convert_to_numpy(attention)  # (B, k, 66, 66): class, distillation, 64 patches
+    by_hand = 0.5 * attention.mean(axis=1) + 0.5 * np.eye(66)
+    assert vit_tf.prefix_tokens(model) == 2
+    np.testing.assert_allclose(analysis.attention_rollout([attention], prefix_tokens=2), by_hand[:, 0, 2:], rtol=1e-6)
+    assert analysis.position_similarity(model).shape == (64, 64)
+    assert analysis.mean_attention_distance([attention], 8, 4, prefix_tokens=2).shape == (1, 2)
+
+
 def test_attention_rollout_multiplies_later_blocks_on_the_left():
     rng = np.random.default_rng(1)
     blocks = [rng.dirichlet(np.ones(3), size=(1, 2, 3)) for _ in range(2)]
@@ -123,16 +135,17 @@ def test_each_figure_is_a_png_that_depends_on_its_input(tmp_path, name):
 
 
 def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
-    """compare.py end to end; report.md must carry each run's own metrics.json numbers."""
+    """compare.py end to end, with the distilled ViT as third run; report.md must carry each run's own
+    metrics.json numbers."""
     out = tmp_path / "comparison"
     result = subprocess.run(
         [sys.executable, str(REPO / "compare.py"), "--data-dir", str(image_folder), "--vit-preset", "vit_test",
-         "--cnn-preset", "resnet_test", "--epochs", "2", "--batch-size", "4", "--out", str(out)],
+         "--cnn-preset", "resnet_test", "--epochs", "2", "--batch-size", "4", "--distill", "--out", str(out)],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
     text = (out / "report" / "report.md").read_text()
-    for model, label in (("vit", "vit vit_test"), ("cnn", "cnn resnet_test")):
+    for model, label in (("vit", "vit vit_test"), ("cnn", "cnn resnet_test"), ("vit_distilled", "vit vit_test distilled")):
         metrics = json.loads((out / model / "metrics.json").read_text())
         assert (out / model / "eval" / "confusion_matrix.png").exists()
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))

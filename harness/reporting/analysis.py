@@ -3,30 +3,33 @@
 import keras
 import numpy as np
 
+import vit_tf
 
-def attention_rollout(attention, has_class_token=True):
+
+def attention_rollout(attention, prefix_tokens=1):
     """Attention rollout (Abnar & Zuidema 2020), as the paper's Figures 6 and 14 use it.
 
     attention: per block, (B, k, T, T). Heads are averaged, the residual is added as
     0.5 A + 0.5 I (rows renormalised), and the blocks are multiplied, the last one on the left.
-    Returns (B, N): how much each patch feeds the class token (or, without one, the mean token).
+    Returns (B, N): how much each patch feeds the class token (or, without one, the mean token);
+    `prefix_tokens` (class, distillation) come before the N patches.
     """
     rollout = None
     for weights in attention:
         mixed = 0.5 * np.asarray(weights, dtype=np.float64).mean(axis=1) + 0.5 * np.eye(weights.shape[-1])
         mixed /= mixed.sum(axis=-1, keepdims=True)
         rollout = mixed if rollout is None else mixed @ rollout
-    if has_class_token:
-        return rollout[:, 0, 1:]
+    if prefix_tokens:
+        return rollout[:, 0, prefix_tokens:]
     return rollout.mean(axis=1)
 
 
-def mean_attention_distance(attention, grid_size, patch_size, has_class_token=True):
+def mean_attention_distance(attention, grid_size, patch_size, prefix_tokens=1):
     """Mean attention distance in pixels, (L, k): Figure 7 (right) and Figure 11.
 
     For each head, the distance between query and key patch centres weighted by the attention
-    weight, averaged over query patches and images. The class token has no position, so its row
-    and column are left out and each query's patch weights are renormalised.
+    weight, averaged over query patches and images. The class (and distillation) token has no
+    position, so its rows and columns are left out and each query's patch weights are renormalised.
     """
     rows, cols = np.divmod(np.arange(grid_size * grid_size), grid_size)
     centres = np.stack([rows, cols], axis=1) * patch_size
@@ -34,8 +37,7 @@ def mean_attention_distance(attention, grid_size, patch_size, has_class_token=Tr
     result = []
     for weights in attention:
         weights = np.asarray(weights, dtype=np.float64)
-        if has_class_token:
-            weights = weights[..., 1:, 1:]
+        weights = weights[..., prefix_tokens:, prefix_tokens:]
         weights = weights / weights.sum(axis=-1, keepdims=True)
         result.append((weights * distances).sum(axis=-1).mean(axis=(0, 2)))  # mean over images, queries
     return np.stack(result)
@@ -44,8 +46,7 @@ def mean_attention_distance(attention, grid_size, patch_size, has_class_token=Tr
 def position_similarity(model):
     """Cosine similarity of the learned position embeddings, (N, N): Figure 7 (centre)."""
     table = keras.ops.convert_to_numpy(model.get_layer("position_embedding").position_embedding)[0]
-    if model.get_layer("pooling").mode == "token":
-        table = table[1:]  # the class token's row has no place on the grid
+    table = table[vit_tf.prefix_tokens(model):]  # the class (and distillation) token rows have no place on the grid
     unit = table / np.linalg.norm(table, axis=1, keepdims=True)
     return unit @ unit.T
 

@@ -3,7 +3,6 @@
 import csv
 import pathlib
 import time
-import zipfile
 
 import keras
 import numpy as np
@@ -14,26 +13,9 @@ from harness.errors import UserError
 from harness.reporting import plots
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
-from harness.training.run_dir import open_finished_run, write_json
+from harness.training.run_dir import load_model, open_finished_run, write_json
 
 GALLERY_SIZE = 24
-
-
-def load_model(run):
-    """Loads model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
-    import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
-
-    try:
-        return keras.saving.load_model(run.model_path, safe_mode=True)
-    except ValueError as error:
-        if "arbitrary code" in str(error):  # Keras' safe mode refused a serialised Python function
-            raise UserError(
-                f"{run.model_path} contains Python code (e.g. a Lambda layer); it was not loaded, since loading "
-                "it could run that code. Only load models you trained with this project"
-            ) from None
-        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
-    except (zipfile.BadZipFile, OSError, KeyError):
-        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
 
 
 def predict_probabilities(model, images, batch_size):

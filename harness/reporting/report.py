@@ -12,11 +12,11 @@ import vit_tf
 from harness import data
 from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, model_plots, plots, scaling
-from harness.reporting.evaluate_run import load_model, predict_probabilities
+from harness.reporting.evaluate_run import predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
 from harness.reporting.runs import check_comparable, check_sweep, sweep_dataset_name
-from harness.training.run_dir import open_finished_run
+from harness.training.run_dir import load_model, open_finished_run
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
 ATTENTION_IMAGES = 128  # images averaged for mean attention distance, as the paper
@@ -85,8 +85,7 @@ def evidence_maps(result, indices):
     images = result.test.images[indices].astype("float32")
     if result.is_vit:
         _, attention = vit_tf.encoder_outputs(result.model, images)
-        token = result.model.get_layer("pooling").mode == "token"
-        rollout = analysis.attention_rollout([np.asarray(a) for a in attention], has_class_token=token)
+        rollout = analysis.attention_rollout([np.asarray(a) for a in attention], vit_tf.prefix_tokens(result.model))
         grid = int(round(np.sqrt(rollout.shape[1])))
         maps = rollout.reshape(-1, grid, grid)
         return maps / maps.max(axis=(1, 2), keepdims=True), "attention rollout"
@@ -217,9 +216,9 @@ def _vit_figures(result, out):
     prefix = result.label.replace(" ", "_").replace("#", "")
     patch, size = config["patch_size"], config["image_size"]
     grid = size // patch
-    token = config["classifier"] == "token"
     _, attention = vit_tf.encoder_outputs(model, result.test.images[:ATTENTION_IMAGES].astype("float32"))
-    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, patch, token)
+    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, patch,
+                                                 vit_tf.prefix_tokens(model))
     return {
         f"{result.label}: the input as patches": (model_plots.plot_patches(
             result.test.images[0], patch, out / f"{prefix}_patches.png").name,

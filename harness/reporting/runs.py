@@ -9,11 +9,12 @@ from harness.training.run_dir import check_writable, open_finished_run
 
 
 def run_labels(configs):
-    """Short unique labels such as "vit vit_cifar_mini" or "vit vit_b16 pretrained", numbered when two runs
-    share one."""
+    """Short unique labels such as "vit vit_cifar_mini", "vit vit_b16 pretrained" or "vit vit_test distilled",
+    numbered when two runs share one."""
     labels = []
     for config in configs:
-        label = f"{config['model']} {config['preset']}" + (" pretrained" if config.get("pretrained") else "")
+        label = (f"{config['model']} {config['preset']}" + (" pretrained" if config.get("pretrained") else "")
+                 + (" distilled" if config.get("teacher") else ""))
         labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
     return labels
 

@@ -29,6 +29,9 @@ OPTIMIZERS = ("adamw", "sgd", "momentum")  # sgd: Nesterov momentum 0.9; momentu
 AUGMENTATIONS = ("crop_flip", "none")  # per image, inside the training model (harness.training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
+DISTILLATIONS = ("hard", "soft")
+DISTILLATION_DEFAULTS = {"hard": dict(distillation_alpha=0.5, distillation_temperature=1.0),
+                         "soft": dict(distillation_alpha=0.1, distillation_temperature=3.0)}
 JIT_COMPILE = ("auto", "on", "off")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
@@ -53,6 +56,10 @@ class TrainConfig:
     mlp_dim: Optional[int] = None
     pretrained: Optional[str] = None  # a released ViT checkpoint (.npz) to start from (ViT only)
     freeze_backbone: bool = False  # train the head only (feature extraction); needs `pretrained`
+    teacher: Optional[str] = None  # a finished run whose model teaches the ViT's distillation token (DeiT)
+    distillation: Optional[str] = None  # "hard" (DeiT's default) or "soft"; with a teacher
+    distillation_alpha: Optional[float] = None  # weight of the teacher's term: hard 0.5, soft 0.1 (DeiT)
+    distillation_temperature: Optional[float] = None  # soft distillation's T: 3 (DeiT)
     epochs: Optional[int] = None
     steps: Optional[int] = None  # train this many steps instead; the epochs follow from the data
     warmup_steps: Optional[int] = None  # with `steps`: the warmup, in steps
@@ -80,6 +87,9 @@ class TrainConfig:
         budget = (RECIPES[self.recipe][self.model] or {}) if self.recipe else {}
         layers = {**DEFAULTS, **FAMILY_DEFAULTS[self.model], "preset": default_preset, **budget,
                   "keep": "last" if self.patience is None else "best"}  # early stopping keeps the epoch it waited for
+        if self.teacher:
+            kind = self.distillation or "hard"
+            layers.update(distillation=kind, **DISTILLATION_DEFAULTS[kind])
         by_steps = self.epochs is None and (self.steps or budget.get("steps"))
         if by_steps:  # the epochs and the warmup follow from the data (`for_data`)
             layers.pop("epochs")
@@ -123,7 +133,7 @@ def model_overrides(config):
     if config.model != "vit":
         return {}
     columns = {name: getattr(config, name) for name in VIT_ARCHITECTURE if getattr(config, name) is not None}
-    return {**columns, "drop_path_rate": config.drop_path_rate}
+    return {**columns, "drop_path_rate": config.drop_path_rate, **({"distillation": True} if config.teacher else {})}
 
 
 def resolve(config: TrainConfig):
@@ -146,6 +156,14 @@ def resolve(config: TrainConfig):
     if config.train_fraction is not None and not (isinstance(config.train_fraction, (int, float))
                                                   and 0 < config.train_fraction <= 1):
         raise UserError(f"train_fraction is {config.train_fraction!r}; it must be above 0 and at most 1")
+    if config.teacher is not None:
+        if config.model != "vit":
+            raise UserError("--teacher distils into the ViT's distillation token; the CNN has none")
+        if config.pretrained:
+            raise UserError("--teacher and --pretrained do not combine: the released checkpoints have no "
+                            "distillation token")
+    elif config.distillation or config.distillation_alpha is not None or config.distillation_temperature is not None:
+        raise UserError("--distillation, --distillation-alpha and --distillation-temperature need a --teacher RUN_DIR")
     if config.freeze_backbone and not config.pretrained:
         raise UserError("--freeze-backbone trains only the head, which needs pretrained features; add --pretrained")
     family = MODEL_FAMILIES[config.model]
@@ -158,6 +176,13 @@ def resolve(config: TrainConfig):
         if given:
             raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
                             "the CNN's size is chosen with --preset")
+    if config.teacher:
+        if config.distillation not in DISTILLATIONS:
+            raise UserError(f"distillation is {config.distillation!r}; choose one of {', '.join(DISTILLATIONS)}")
+        if not (isinstance(config.distillation_alpha, (int, float)) and 0 <= config.distillation_alpha <= 1):
+            raise UserError(f"distillation_alpha is {config.distillation_alpha!r}; it must be between 0 and 1")
+        if not (isinstance(config.distillation_temperature, (int, float)) and config.distillation_temperature > 0):
+            raise UserError(f"distillation_temperature is {config.distillation_temperature!r}; it must be above 0")
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:

@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import zipfile
 
 from harness.errors import UserError
 from harness.training.config import from_saved, resolve
@@ -221,3 +222,21 @@ def check_writable(path, option="--run-dir"):
     except OSError as error:
         raise UserError(f"cannot create files in {existing} ({error.strerror}); choose a {option} you can write to") from None
 
+
+def load_model(run):
+    """Loads a run's model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
+    import keras  # only here and in restore_checkpoint: the rest of this module needs no framework
+
+    import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
+
+    try:
+        return keras.saving.load_model(run.model_path, safe_mode=True)
+    except ValueError as error:
+        if "arbitrary code" in str(error):  # Keras' safe mode refused a serialised Python function
+            raise UserError(
+                f"{run.model_path} contains Python code (e.g. a Lambda layer); it was not loaded, since loading "
+                "it could run that code. Only load models you trained with this project"
+            ) from None
+        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None
+    except (zipfile.BadZipFile, OSError, KeyError):
+        raise UserError(f"{run.model_path} is damaged or truncated; train the run again") from None

@@ -15,7 +15,7 @@ import numpy as np
 from harness import data
 from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
-from harness.training import inputs, preflight
+from harness.training import distillation, inputs, preflight
 from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder
 from harness.training.config import TrainConfig, model_overrides, resolve
@@ -27,21 +27,27 @@ from harness.training.seeding import seed_everything
 from vit_tf import checkpoint as vit_checkpoint
 
 
-def training_model(model, config, steps_per_epoch):
-    """The model that trains: augmentation (active in training only) in front of `model`, compiled
-    with the run's optimizer, loss, metric and compilation setting. It shares `model`'s weights."""
+def training_model(model, config, steps_per_epoch, teacher=None):
+    """The model that trains: augmentation (active in training only) in front of `model` (and, with a
+    `teacher`, DeiT's distillation graph), compiled with the run's optimizer, loss, metrics and
+    compilation setting. It shares `model`'s weights."""
     if config.freeze_backbone:  # feature extraction: the pretrained encoder stays as it is, only the head learns
         for layer in model.layers:
             layer.trainable = layer.name == "head"
-    trainee = with_augmentation(model, build_augmentation(config.augmentation, seed=config.seed))
-    trainee.compile(
-        optimizer=build_optimizer(config, model, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+    augmentation = build_augmentation(config.augmentation, seed=config.seed)
+    if teacher is None:
+        trainee = with_augmentation(model, augmentation)
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
         # Plain cross-entropy beside the training objective: the one loss every report and test figure uses.
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                 keras.metrics.CategoricalCrossentropy(from_logits=True, name="cross_entropy")],
-        jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
-    )
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
+                   keras.metrics.CategoricalCrossentropy(from_logits=True, name="cross_entropy")]
+    else:
+        trainee = distillation.trainee(model, teacher, augmentation)
+        loss = distillation.DistillationLoss(config.distillation, config.distillation_alpha,
+                                             config.distillation_temperature, config.label_smoothing)
+        metrics = distillation.metrics()  # of the student's fused answer, as it will be saved
+    trainee.compile(optimizer=build_optimizer(config, model, steps_per_epoch), loss=loss, metrics=metrics,
+                    jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile])
     return trainee
 
 
@@ -82,6 +88,8 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
     config = resolve(config)
     if config.run_dir:  # refuse an occupied folder before the data loads, which can take a while
         RunDirectory(config.run_dir).check_available(overwrite)
+    if config.teacher:  # a teacher of another image size answers before the data loads
+        distillation.check_teacher(config.teacher, config.image_size)
     if config.pretrained:  # a checkpoint of another size answers before the data loads
         architecture = MODEL_FAMILIES[config.model].resolve_config(config.preset, config.image_size,
                                                                    **model_overrides(config))
@@ -125,7 +133,16 @@ def _train_steps(run, config, dataset, resuming, verbose):
                       "dropped": report.dropped, "position_grid": list(report.position_grid)}
     print_parameters(model, family.parameter_breakdown(model))
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
-    trainee = training_model(model, config, steps_per_epoch)
+    teacher, teacher_run = None, None
+    if config.teacher:
+        run_of_teacher, teacher_config = distillation.check_teacher(config.teacher, config.image_size,
+                                                                    dataset.class_names)
+        teacher = distillation.load_teacher(config.teacher)
+        teacher_run = {"path": str(run_of_teacher.path), "model": teacher_config["model"],
+                       "preset": teacher_config["preset"], "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
+        print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
+              f"(test accuracy {100 * teacher_run['test_accuracy']:.2f}%), frozen; {config.distillation} distillation")
+    trainee = training_model(model, config, steps_per_epoch, teacher)
 
     first_epoch, history = 0, []
     if resuming:
@@ -148,6 +165,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
                                                                minlength=dataset.num_classes).tolist()},
                 "params": model.count_params(),
                 "pretrained_checkpoint": pretrained,
+                "teacher_run": teacher_run,
             }
         )
     write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
