@@ -24,9 +24,9 @@ class DistillationLoss(keras.losses.Loss):
     """DeiT's objective on y_pred = [class | distillation | teacher] logits and one-hot (or mixed) labels.
 
     hard: (1 - alpha) CE_smoothed(class head, label) + alpha CE(distillation head, the teacher's argmax)
-          (alpha = 1/2 is DeiT's hard distillation, eq. 3)
+          (alpha = 1/2 is DeiT's hard-label distillation)
     soft: (1 - alpha) CE_smoothed(class head, label)
-          + alpha T^2 KL(softmax(teacher / T) || softmax(distillation head / T))   (eq. 2; DeiT: alpha 0.1, T 3)
+          + alpha T^2 KL(softmax(teacher / T) || softmax(distillation head / T))   (DeiT: alpha 0.1, T 3)
     """
 
     def __init__(self, kind="hard", alpha=0.5, temperature=3.0, label_smoothing=0.0, name="distillation", **kwargs):
