@@ -1,9 +1,11 @@
-"""A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks")."""
+"""A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks"), or BiT's
+ResNet-v2 (`cnn_baseline.bit`) for the presets whose architecture is "bit"."""
 
 import keras
 import numpy as np
 from keras import layers
 
+from cnn_baseline.bit import bit_resnet
 from cnn_baseline.presets import DEFAULT_PRESET, resolve_config
 
 WEIGHT_INIT = "he_normal"
@@ -51,6 +53,8 @@ def build_cnn(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     config = resolve_config(preset, image_size, num_classes, **overrides)
     images = keras.Input((config["image_size"], config["image_size"], 3), name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
+    if config["architecture"] == "bit":
+        return keras.Model(images, bit_resnet(x, config, num_classes), name=preset)
     x = layers.Conv2D(
         config["stem_width"], 3, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name="stem_conv"
     )(x)
@@ -69,28 +73,38 @@ def flops_per_image(model):
 
     Norms, activations and pooling are left out, as is usual. resnet20: 40.8 M multiply-adds.
     """
-    multiply_adds = 0
-    for layer in model.layers:
+    return 2 * multiply_adds(model.layers)
+
+
+def multiply_adds(some_layers):
+    """Multiply-adds of one image through the convolutions and Dense layers among `some_layers`."""
+    total = 0
+    for layer in some_layers:
         if isinstance(layer, layers.Conv2D):
             height, width = layer.output.shape[1:3]
-            multiply_adds += height * width * int(np.prod(layer.kernel.shape))
+            total += height * width * int(np.prod(layer.kernel.shape))
         elif isinstance(layer, layers.Dense):
-            multiply_adds += int(np.prod(layer.kernel.shape))
-    return 2 * multiply_adds
+            total += int(np.prod(layer.kernel.shape))
+    return total
 
 
 def activations_per_image(model):
     """About how many values training keeps per image for the backward pass (for memory planning):
     the outputs of every layer (convolutions, BatchNorm, ReLU, sums). An estimate."""
-    return sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers[1:])
+    return layer_outputs(model.layers[1:])
+
+
+def layer_outputs(some_layers):
+    """Values per image in the outputs of `some_layers`."""
+    return sum(int(np.prod(layer.output.shape[1:])) for layer in some_layers)
 
 
 def parameter_breakdown(model):
-    """Parameter counts per component: stem, residual stages, head (final BN and classifier)."""
+    """Parameter counts per component: stem (BiT: root), residual stages, head (final norm and classifier)."""
     groups = {"stem": 0, "stages": 0, "head": 0}
     for layer in model.layers:
         group = layer.name.split("_")[0]
-        group = "stages" if group.startswith("stage") else group
+        group = {"conv": "stem", "root": "stem"}.get(group, "stages" if group.startswith(("stage", "block")) else group)
         if group in groups:
             groups[group] += layer.count_params()
     return groups

@@ -21,6 +21,7 @@ backend.start()
 from harness.models import MODEL_FAMILIES  # noqa: E402
 from harness.training.config import TrainConfig  # noqa: E402
 from harness.training.trainer import training_model  # noqa: E402
+from vit_tf.presets import DEFAULT_OPTIONS, pixels_per_token  # noqa: E402
 
 SMALL_BATCHES = (1, 65)  # odd sizes set off the oneDNN bug; 65 as in the original report
 PAPER_BATCHES = (3,)
@@ -30,10 +31,16 @@ def combinations(families):
     for name in families:
         for preset, row in MODEL_FAMILIES[name].presets.items():
             paper_sized = row.get("image_size", 32) > 32
-            if name == "cnn":
-                overrides = dict(blocks_per_stage=(1,) * len(row["stage_widths"]))
-            else:
-                overrides = dict(num_layers=1, image_size=2 * row["patch_size"]) if paper_sized else dict(num_layers=1)
+            if name == "cnn":  # one block per stage; BiT's 224 px presets at 32 px (its stages end at 1x1)
+                overrides = dict(blocks_per_stage=(1,) * len(row["blocks_per_stage"]))
+                if paper_sized:
+                    overrides.update(image_size=32)
+            else:  # one encoder block (and one unit per stem stage); paper sizes at two tokens per side
+                overrides = dict(num_layers=1)
+                if row.get("resnet_blocks"):
+                    overrides.update(resnet_blocks=(1,) * len(row["resnet_blocks"]))
+                if paper_sized:
+                    overrides.update(image_size=2 * pixels_per_token({**DEFAULT_OPTIONS, **row}))
             for batch_size in PAPER_BATCHES if paper_sized else SMALL_BATCHES:
                 yield name, preset, batch_size, overrides
 

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from cnn_baseline.model import layer_outputs, multiply_adds
+from vit_tf.hybrid import resnet_stem, stem_layers
 from vit_tf.layers import (
     LAYER_NORM_EPSILON,
     ClassToken,
@@ -37,6 +39,8 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     size = config["image_size"]
     images = keras.Input((size, size, 3), name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
+    if config["resnet_width"]:  # the hybrid: patches of the ResNet's feature map (section 3.1)
+        x = resnet_stem(x, config["resnet_width"], config["resnet_blocks"])
     x = PatchEmbedding(config["patch_size"], config["hidden_dim"], name="patch_embedding")(x)
     if config["classifier"] == "token":
         x = ClassToken(name="class_token")(x)
@@ -115,7 +119,8 @@ def flops_per_image(model):
     )
     heads = sum(int(np.prod(model.get_layer(name).kernel.shape)) for name in ("head", "head_distillation")
                 if name in {layer.name for layer in model.layers})
-    return 2 * (num_patches * patch_inputs * hidden_dim + per_block + heads)
+    stem = multiply_adds(stem_layers(model))  # the hybrid's ResNet; 0 for a plain ViT
+    return 2 * (stem + num_patches * patch_inputs * hidden_dim + per_block + heads)
 
 
 def activations_per_image(model):
@@ -131,14 +136,18 @@ def activations_per_image(model):
     patch_inputs, hidden_dim = model.get_layer("patch_embedding").projection.kernel.shape
     blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
     per_block = sum(tokens * (12 * b.hidden_dim + 4 * b.mlp_dim + 2 * b.num_heads * tokens) for b in blocks)
-    return tokens * (patch_inputs + 2 * hidden_dim) + per_block
+    return layer_outputs(stem_layers(model)) + tokens * (patch_inputs + 2 * hidden_dim) + per_block
 
 
 def parameter_breakdown(model):
-    """Parameter counts per component: patch embedding (E, class token, E_pos), encoder, head."""
-    groups = {"patch embedding": 0, "encoder": 0, "head": 0}
+    """Parameter counts per component: (the hybrid's ResNet stem,) patch embedding (E, class token,
+    E_pos), encoder, head."""
+    stem = stem_layers(model)
+    groups = {**({"resnet stem": 0} if stem else {}), "patch embedding": 0, "encoder": 0, "head": 0}
     for layer in model.layers:
-        if isinstance(layer, (PatchEmbedding, ClassToken, DistillationToken, PositionEmbedding)):
+        if layer in stem:
+            group = "resnet stem"
+        elif isinstance(layer, (PatchEmbedding, ClassToken, DistillationToken, PositionEmbedding)):
             group = "patch embedding"
         elif layer.name in ("head", "pre_logits", "head_distillation"):
             group = "head"

@@ -31,7 +31,20 @@ CIFAR_PRESETS = {
     "vit_cifar_small": dict(patch_size=4, hidden_dim=384, num_layers=6, mlp_dim=1536, num_heads=6, image_size=32),
 }
 
-PRESETS = {**PAPER_PRESETS, **CIFAR_PRESETS}
+# Hybrids (section 3.1): a ResNet stem (`vit_tf.hybrid`; resnet_width: its root channels, resnet_blocks:
+# units per stage) whose feature map is cut into 1x1 patches. r50_vit_b16 is the released R50+ViT-B/16
+# (`vit_jax/configs/models.py`: stages (3, 4, 9), total stride 16, so 14x14 tokens at 224 px).
+HYBRID_PRESETS = {
+    "r50_vit_b16": dict(patch_size=1, hidden_dim=768, num_layers=12, mlp_dim=3072, num_heads=12, image_size=224,
+                        resnet_width=64, resnet_blocks=(3, 4, 9)),
+    # From scratch at 32 px: one stage of the stem leaves an 8x8 map (64 tokens, as vit_cifar_tiny).
+    "hybrid_cifar_tiny": dict(patch_size=1, hidden_dim=192, num_layers=9, mlp_dim=384, num_heads=6, image_size=32,
+                              resnet_width=32, resnet_blocks=(2,)),
+    "hybrid_test": dict(patch_size=1, hidden_dim=16, num_layers=2, mlp_dim=32, num_heads=2, image_size=32,
+                        resnet_width=32, resnet_blocks=(1,)),  # unit tests
+}
+
+PRESETS = {**PAPER_PRESETS, **CIFAR_PRESETS, **HYBRID_PRESETS}
 DEFAULT_PRESET = "vit_cifar_tiny"
 
 # Settings that are not part of a preset row, with their defaults.
@@ -43,24 +56,39 @@ DEFAULT_OPTIONS = dict(
     fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
     representation_size=None,  # the pre-training head's tanh hidden layer (pre_logits); None: a linear head
     distillation=False,  # DeiT: a distillation token with its own head; inference averages the two heads
+    resnet_width=None,  # hybrid: the ResNet stem's root channels; None: patches of pixels (plain ViT)
+    resnet_blocks=None,  # hybrid: residual units per stage of the stem
 )
+
+
+def pixels_per_token(config):
+    """The side of the image square one token covers: P, or P times the hybrid stem's stride."""
+    if config["resnet_width"] is None:
+        return config["patch_size"]
+    stages = len(config["resnet_blocks"])
+    return config["patch_size"] * 4 * 2 ** max(stages - 1, 0)  # root stride 4, then 2 per later stage
 
 
 def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **overrides):
     """The full architecture settings of a preset after overrides, validated."""
     if preset not in PRESETS:
         raise ValueError(f"unknown ViT preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    config = {**PRESETS[preset], **DEFAULT_OPTIONS, "num_classes": num_classes}
+    config = {**DEFAULT_OPTIONS, **PRESETS[preset], "num_classes": num_classes}
     unknown = sorted(set(overrides) - set(config))
     if unknown:
         raise ValueError(f"unknown ViT setting(s) {unknown}; valid ones: {', '.join(sorted(config))}")
     config.update(overrides)
     if image_size is not None:
         config["image_size"] = image_size
-    if config["image_size"] % config["patch_size"]:
+    if (config["resnet_width"] is None) != (config["resnet_blocks"] is None):
+        raise ValueError("a hybrid needs both resnet_width and resnet_blocks")
+    if config["resnet_width"] is not None and config["resnet_width"] % 32:
+        raise ValueError(f"resnet_width {config['resnet_width']} is not a multiple of 32, GroupNorm's groups")
+    side = pixels_per_token(config)
+    if config["image_size"] % side:
+        what = f"patch size {side}" if side == config["patch_size"] else f"the hybrid's {side} px per token"
         raise ValueError(
-            f"image size {config['image_size']} is not divisible by patch size {config['patch_size']}; "
-            f"use an image size that is a multiple of {config['patch_size']}"
+            f"image size {config['image_size']} is not divisible by {what}; use an image size that is a multiple of {side}"
         )
     if config["distillation"] and (config["classifier"] != "token" or config["representation_size"]):
         raise ValueError("a distillation token sits beside the class token: distillation needs classifier='token' "
