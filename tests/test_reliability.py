@@ -139,7 +139,9 @@ def test_mixed_precision_without_a_gpu_warns_and_uses_float32(image_folder, tmp_
 def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, tmp_path, signal_number, exit_code,
                                                                  cause):
     run_dir = tmp_path / "run"
-    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, run_dir))]
+    # 12 epochs: on a loaded machine the test may notice the first checkpoint late, and the signal must
+    # still land before the run ends (with 4 epochs of a second or less it once arrived after the end).
+    command = [sys.executable, str(REPO / "train.py"), *map(str, arguments(larger_folder, run_dir, epochs=12))]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     deadline = time.time() + 120
