@@ -72,9 +72,10 @@ def metrics():
             keras.metrics.MeanMetricWrapper(fused_cross_entropy, name="cross_entropy")]
 
 
-def load_teacher(run_dir):
-    """The model of a finished run, frozen (its BatchNorm layers then run in inference mode)."""
-    teacher = load_model(open_finished_run(run_dir)[0])
+def load_teacher(run):
+    """The model of a finished run (as `check_teacher` returns it), frozen (its BatchNorm layers then
+    run in inference mode)."""
+    teacher = load_model(run)
     teacher.trainable = False
     return teacher
 

@@ -137,7 +137,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
     if config.teacher:
         run_of_teacher, teacher_config = distillation.check_teacher(config.teacher, config.image_size,
                                                                     dataset.class_names)
-        teacher = distillation.load_teacher(config.teacher)
+        teacher = distillation.load_teacher(run_of_teacher)
         teacher_run = {"path": str(run_of_teacher.path), "model": teacher_config["model"],
                        "preset": teacher_config["preset"], "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
         print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
