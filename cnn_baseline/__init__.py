@@ -1,4 +1,5 @@
-"""The CNN baseline: pre-activation ResNets for the ViT comparison, with the conventions of `vit_tf`.
+"""The CNN baselines: pre-activation ResNets and BiT's ResNet-v2 for the ViT comparison, with the conventions
+of `vit_tf`.
 
 Uses Keras only; never imports the harness.
 
@@ -10,8 +11,11 @@ import importlib
 
 from cnn_baseline.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
 
-_LAZY = dict.fromkeys(["build_cnn", "flops_per_image", "activations_per_image", "parameter_breakdown"],
-                      "cnn_baseline.model")  # these need Keras
+_LAZY = {  # these need Keras
+    **dict.fromkeys(["build_cnn", "flops_per_image", "activations_per_image", "parameter_breakdown"],
+                    "cnn_baseline.model"),
+    **dict.fromkeys(["load_pretrained", "check_compatible"], "cnn_baseline.checkpoint"),  # BiT's released files
+}
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
 

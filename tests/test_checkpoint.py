@@ -135,7 +135,7 @@ def test_a_larger_image_interpolates_the_position_embeddings_and_keeps_the_class
 
 def test_a_checkpoint_of_another_size_names_the_preset_that_fits(tmp_path):
     path = write(tmp_path / "ViT-mini.npz", vit_arrays(hidden=128, layers=3, mlp=256, heads=4))
-    with pytest.raises(CheckpointError, match="hidden_dim 128, num_layers 3.*but the model has.*use --preset vit_cifar_mini"):
+    with pytest.raises(CheckpointError, match="hidden_dim 128, num_layers 3.*but the model has.*use --model vit --preset vit_cifar_mini"):
         load_pretrained(model_like_the_file(), path)
 
 

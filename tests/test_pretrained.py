@@ -65,7 +65,7 @@ def test_a_checkpoint_of_another_size_is_refused_before_the_data_loads(files, tm
     other = write(tmp_path / "ViT-mini.npz", vit_arrays(hidden=128, layers=3, mlp=256, heads=4))
     line = one_line_error(run_train("--preset", "vit_test", "--pretrained", other, "--data-dir", tmp_path / "missing",
                                     "--run-dir", tmp_path / "run"))
-    assert "use --preset vit_cifar_mini" in line  # answered before the missing --data-dir was reached
+    assert "use --model vit --preset vit_cifar_mini" in line  # answered before the missing --data-dir was reached
 
 
 @pytest.mark.parametrize("arguments, message", [

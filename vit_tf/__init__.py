@@ -9,7 +9,7 @@ Uses Keras only (keras.ops in every layer, so any backend); never imports the ha
 import importlib
 import sys
 
-from vit_tf.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
+from vit_tf.presets import DEFAULT_PRESET, HYBRID_PRESETS, PRESETS, resolve_config  # plain data: no Keras
 
 # The rest needs Keras, which takes seconds to import, so it loads on first use (PEP 562): the
 # command lines can list the presets in --help and check options without it.
@@ -18,10 +18,10 @@ _LAZY = {
                      "prefix_tokens"], "vit_tf.model"),
     **dict.fromkeys(["extract_patches", "PatchEmbedding", "ClassToken", "PositionEmbedding", "MultiHeadSelfAttention",
                      "MlpBlock", "EncoderBlock", "TokenPooling", "DistillationToken", "HeadFusion"], "vit_tf.layers"),
-    **dict.fromkeys(["load_pretrained", "CheckpointError", "interpolate_grid"], "vit_tf.checkpoint"),
+    **dict.fromkeys(["load_pretrained", "check_compatible", "CheckpointError", "interpolate_grid"], "vit_tf.checkpoint"),
 }
 
-__all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
+__all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
 
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, so saved models load at once

@@ -1,4 +1,6 @@
-"""Loading the authors' released ViT checkpoints (`ViT-B_16.npz`, the AugReg files, ...) into `build_vit`.
+"""Loading the authors' released ViT and hybrid checkpoints (`ViT-B_16.npz`, `R50+ViT-B_16.npz`, the AugReg
+files, ...) into `build_vit`; the loading design every checkpoint format here follows (BiT's too, in
+`cnn_baseline.checkpoint`).
 
 A checkpoint is a flat .npz of Flax arrays whose keys join the module path with "/" (paper
 appendix; `vit_jax/checkpoint.py` of google-research/vision_transformer). Loading is a list of
@@ -14,6 +16,9 @@ Names: the original files number a block's modules with one counter (`LayerNorm_
 per module type (`..._0`, `..._0`, `LayerNorm_1`, `MlpBlock_0`), may sit under `params/` or
 `opt/target/`, and may stack the blocks as `Transformer/encoderblock/...` with a leading layer axis.
 All of these load.
+Hybrids add their ResNet stem under the authors' Flax names (`vit_jax/models_resnet.py`): `conv_root`,
+`gn_root`, `block{s}/unit{u}/{conv1..3, gn1..3, conv_proj, gn_proj}`, which are our layer names with
+"/" for "_"; convolution kernels are Keras' (kh, kw, in, out) layout already.
 """
 
 import dataclasses
@@ -24,7 +29,9 @@ import re
 import zipfile
 
 import numpy as np
+from keras import layers
 
+from vit_tf.hybrid import stem_layers
 from vit_tf.layers import EncoderBlock
 from vit_tf.presets import PRESETS
 
@@ -50,11 +57,11 @@ class LoadReport:
     sha256: str
     loaded_keys: int
     dropped: list  # checkpoint keys deliberately not loaded (a pre-training head)
-    position_grid: tuple  # (checkpoint grid side, model grid side); equal when nothing was interpolated
+    position_grid: tuple = None  # (checkpoint grid side, model grid side); None for a CNN
 
     @property
     def interpolated(self):
-        return self.position_grid[0] != self.position_grid[1]
+        return self.position_grid is not None and self.position_grid[0] != self.position_grid[1]
 
     def describe(self):
         lines = [f"loaded {self.loaded_keys} arrays from {pathlib.Path(self.path).name} (sha256 {self.sha256[:12]}...)"]
@@ -77,7 +84,7 @@ def read_npz(path):
         magic = file.read(6)
     if not magic.startswith(b"PK"):  # an .npz is a zip archive of .npy files
         kind = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz file"
-        raise CheckpointError(f"{path} is {kind}; a released ViT checkpoint is an .npz of named arrays")
+        raise CheckpointError(f"{path} is {kind}; a released checkpoint is an .npz of named arrays")
     try:
         with np.load(path, allow_pickle=False) as opened:
             return {key: opened[key] for key in opened.files}
@@ -87,11 +94,17 @@ def read_npz(path):
         raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
 
 
+def strip_prefix(arrays, prefix):
+    """The arrays with `prefix` removed from their keys, if every key starts with it."""
+    if arrays and all(key.startswith(prefix) for key in arrays):
+        return {key[len(prefix):]: value for key, value in arrays.items()}
+    return arrays
+
+
 def normalise_keys(arrays):
     """Strips a training-state prefix and splits blocks stacked along a leading layer axis."""
     for prefix in PREFIXES:
-        if arrays and all(key.startswith(prefix) for key in arrays):
-            arrays = {key[len(prefix):]: value for key, value in arrays.items()}
+        arrays = strip_prefix(arrays, prefix)
     stacked = "Transformer/encoderblock/"
     if not any(key.startswith(stacked) for key in arrays):
         return arrays
@@ -162,13 +175,26 @@ def assign(assignments, arrays, dropped, path):
     return len(used)
 
 
+def units_per_stage(keys, pattern):
+    """(units of stage 1, of stage 2, ...) from keys that `pattern` matches with (stage, unit) groups."""
+    units = {}
+    for key in keys:
+        match = re.match(pattern, key)
+        if match:
+            units.setdefault(int(match.group(1)), set()).add(match.group(2))
+    return tuple(len(units[stage]) for stage in sorted(units))
+
+
 def checkpoint_architecture(arrays, path="the checkpoint"):
-    """Patch size, hidden size, blocks, MLP size and heads read off the arrays' shapes."""
+    """Patch size, hidden size, blocks, MLP size and heads read off the arrays' shapes, and a hybrid's
+    stem (resnet_width, resnet_blocks; None for a plain ViT)."""
     try:
         patch, _, _, hidden = arrays["embedding/kernel"].shape
     except KeyError:
+        bit = any(key.startswith(("resnet/root_block", "root_block")) for key in arrays)
+        hint = "; it is a BiT ResNet checkpoint: train it with --model cnn --preset bit_r50x1" if bit else ""
         raise CheckpointError(f"{path} has no embedding/kernel array: not a ViT checkpoint "
-                              f"(its first keys: {', '.join(sorted(arrays)[:4])})") from None
+                              f"(its first keys: {', '.join(sorted(arrays)[:4])}){hint}") from None
     blocks = {int(m.group(1)) for key in arrays for m in [re.match(r"Transformer/encoderblock_(\d+)/", key)] if m}
     attention = next((f"Transformer/encoderblock_0/{name}" for name in BLOCK_MODULES["attention"]
                       if f"Transformer/encoderblock_0/{name}/query/kernel" in arrays), None)
@@ -176,31 +202,47 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
                 if f"Transformer/encoderblock_0/{name}/Dense_0/kernel" in arrays), None)
     if not blocks or attention is None or mlp is None:
         raise CheckpointError(f"{path} has no encoder blocks in the released layout (Transformer/encoderblock_0/...)")
+    stem = "conv_root/kernel" in arrays
     return dict(patch_size=patch, hidden_dim=hidden, num_layers=len(blocks),
-                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1], num_heads=arrays[f"{attention}/query/kernel"].shape[1])
+                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1], num_heads=arrays[f"{attention}/query/kernel"].shape[1],
+                resnet_width=arrays["conv_root/kernel"].shape[-1] if stem else None,
+                resnet_blocks=units_per_stage(arrays, r"block(\d+)/unit(\d+)/") if stem else None)
 
 
 def check_compatible(path, architecture):
-    """Raises a CheckpointError unless the file holds a ViT of `architecture` (a `resolve_config` dict):
-    a check before any data is loaded."""
-    _compare(checkpoint_architecture(normalise_keys(read_npz(path)), path), architecture, path)
+    """Raises a CheckpointError unless the file holds a ViT (or hybrid) of `architecture` (a `resolve_config`
+    dict): a check before any data is loaded."""
+    compare_architectures(checkpoint_architecture(normalise_keys(read_npz(path)), path), architecture, path,
+                          PRESETS, "ViT", preset_option)
 
 
-def _check_architecture(model, arrays, path):
+def model_architecture(model):
+    """The columns of `checkpoint_architecture`, read off a built ViT or hybrid."""
     blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
-    ours = dict(patch_size=model.get_layer("patch_embedding").patch_size, hidden_dim=blocks[0].hidden_dim,
-                num_layers=len(blocks), mlp_dim=blocks[0].mlp_dim, num_heads=blocks[0].num_heads)
-    _compare(checkpoint_architecture(arrays, path), ours, path)
+    stem = [layer.name for layer in stem_layers(model)]
+    return dict(patch_size=model.get_layer("patch_embedding").patch_size, hidden_dim=blocks[0].hidden_dim,
+                num_layers=len(blocks), mlp_dim=blocks[0].mlp_dim, num_heads=blocks[0].num_heads,
+                resnet_width=model.get_layer("conv_root").filters if stem else None,
+                resnet_blocks=units_per_stage(stem, r"block(\d+)_unit(\d+)_conv1$") if stem else None)
 
 
-def _compare(found, ours, path):
-    ours = {column: ours[column] for column in found}
-    if found != ours:
-        columns = ("patch_size", "hidden_dim", "num_layers", "mlp_dim", "num_heads")
-        matching = [name for name, row in PRESETS.items() if all(row[c] == found[c] for c in columns)]
-        hint = f"; use --preset {matching[0]}" if matching else ""
-        describe = lambda row: ", ".join(f"{c} {row[c]}" for c in columns)  # noqa: E731
-        raise CheckpointError(f"{path} holds a ViT with {describe(found)}, but the model has {describe(ours)}{hint}")
+def preset_option(name, row):
+    """The train.py options that build preset `name`."""
+    return f"--model {'hybrid' if row.get('resnet_width') else 'vit'} --preset {name}"
+
+
+def compare_architectures(found, ours, path, presets, kind, option):
+    """A CheckpointError naming what differs, and the options (`option(name, row)`) of a preset of `presets`
+    that fits the file, if one does."""
+    columns = list(found)
+    plain = lambda value: tuple(value) if isinstance(value, (list, tuple)) else value  # noqa: E731  (JSON lists)
+    ours = {column: plain(ours.get(column)) for column in columns}
+    if found == ours:
+        return
+    matching = [name for name, row in presets.items() if all(plain(row.get(c)) == found[c] for c in columns)]
+    hint = f"; use {option(matching[0], presets[matching[0]])}" if matching else ""
+    describe = lambda row: ", ".join(f"{c} {row[c]}" for c in columns if row[c] is not None) or "no ResNet stem"  # noqa: E731
+    raise CheckpointError(f"{path} holds a {kind} with {describe(found)}, but the model has {describe(ours)}{hint}")
 
 
 def _block_assignments(block, index, attention_shape):
@@ -223,8 +265,20 @@ def _block_assignments(block, index, attention_shape):
     return found
 
 
+def stem_assignments(model):
+    """A hybrid's ResNet stem: each layer under its Flax name (`block1_unit1_gn1` <- `block1/unit1/gn1`)."""
+    found = []
+    for layer in stem_layers(model):
+        key = re.sub(r"^(block\d+)_(unit\d+)_", r"\1/\2/", layer.name)
+        if isinstance(layer, layers.GroupNormalization):  # scale and bias: (C,), or (1, 1, 1, C) in older files
+            found += [(layer.gamma, [f"{key}/scale"], np.ravel), (layer.beta, [f"{key}/bias"], np.ravel)]
+        elif layer.weights:
+            found.append((layer.kernel, [f"{key}/kernel"], np.asarray))
+    return found
+
+
 def load_pretrained(model, path, keep_head=False):
-    """Loads a released checkpoint into a `build_vit` model; returns a LoadReport.
+    """Loads a released ViT or hybrid checkpoint into a `build_vit` model; returns a LoadReport.
 
     The architecture must match (a CheckpointError names the preset that would). Position embeddings
     are interpolated when the image size differs. The pre-training head (`pre_logits`, `head`) is
@@ -236,7 +290,8 @@ def load_pretrained(model, path, keep_head=False):
         raise CheckpointError("the released ViT checkpoints have no distillation token; load them into a model "
                               "without distillation")
     arrays = normalise_keys(read_npz(path))
-    _check_architecture(model, arrays, path)
+    compare_architectures(checkpoint_architecture(arrays, path), model_architecture(model), path, PRESETS, "ViT",
+                          preset_option)
     has_class_token = model.get_layer("pooling").mode == "token"
     hidden = model.get_layer("patch_embedding").hidden_dim
     table = model.get_layer("position_embedding").position_embedding
@@ -259,6 +314,7 @@ def load_pretrained(model, path, keep_head=False):
         assignments.append((model.get_layer("class_token").class_token, ["cls"], same))
     for index, block in enumerate(layer for layer in model.layers if isinstance(layer, EncoderBlock)):
         assignments += _block_assignments(block, index, (hidden, hidden))
+    assignments += stem_assignments(model)
     layer_names = {layer.name for layer in model.layers}
     dropped = []
     if "pre_logits" in layer_names:
