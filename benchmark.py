@@ -75,7 +75,7 @@ def speed_rows(args):
 def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=text, metavar="KIND:PRESET",
-                        help="vit:PRESET, cnn:PRESET or baseline:PRESET; repeatable (default: vit:vit_cifar_tiny)")
+                        help="vit:PRESET, hybrid:PRESET, cnn:PRESET or baseline:PRESET; repeatable (default: vit:vit_cifar_tiny)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small models and few steps: {', '.join(QUICK['models'])} and the baseline ViT")
     parser.add_argument("--side-by-side", action="store_true",

@@ -1,10 +1,13 @@
-"""One command: train a ViT and the CNN baseline, evaluate both, and write the comparison report.
+"""One command: train a ViT and the CNN baseline (and the hybrid), evaluate them, and write the comparison report.
 
     python compare.py                                    # embedded CIFAR-10 sample, a few CPU minutes
     python compare.py --recipe course --data-dir cifar10  # full CIFAR-10, the course recipe (GPU)
     python compare.py --data-dir cifar10 --epochs 30 --vit-preset vit_cifar_tiny --cnn-preset resnet20
     python compare.py --pretrained ViT-B_16.npz --data-dir my_food --recipe course  # a fine-tuned ViT vs a CNN
     python compare.py --distill                          # adds a third run: the ViT distilled from the CNN (DeiT)
+    python compare.py --hybrid                           # the paper's three families: ViT, CNN and hybrid
+    python compare.py --pretrained ViT-B_16.npz --cnn-pretrained BiT-M-R50x1.npz \
+        --hybrid-pretrained R50+ViT-B_16.npz --data-dir cifar10   # the paper's Table 2 comparison, fine-tuned (GPU)
 """
 
 import datetime
@@ -28,16 +31,25 @@ def build_parser():
                         help=f"budget recipe for both models, as train.py (default: {DEFAULT_RECIPE})")
     parser.add_argument("--pretrained", type=text, metavar="FILE.npz",
                         help="fine-tune this released ViT checkpoint with the finetune recipe instead of training the "
-                        "ViT from scratch; the CNN still follows --recipe")
+                        "ViT from scratch; the other models still follow --recipe")
+    parser.add_argument("--hybrid", action="store_true",
+                        help="also train the hybrid (ResNet stem + ViT, paper section 3.1): the report compares all "
+                        "three of the paper's families")
+    parser.add_argument("--hybrid-pretrained", type=text, metavar="FILE.npz",
+                        help="fine-tune this released R50+ViT checkpoint as the hybrid (implies --hybrid)")
+    parser.add_argument("--cnn-pretrained", type=text, metavar="FILE.npz",
+                        help="fine-tune this released BiT checkpoint (BiT-M-R50x1.npz) as the CNN, with BiT's "
+                        "finetune recipe")
     parser.add_argument("--distill", action="store_true",
                         help="also train the ViT with the trained CNN as its DeiT teacher (hard distillation): "
                         "the report then compares CNN, ViT and distilled ViT")
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
+    parser.add_argument("--hybrid-preset", type=text, help="default: the recipe's (implies --hybrid)")
     parser.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: the recipe's")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="default: 0")
-    parser.add_argument("--out", type=text, help="folder for both runs and the report (default: reports/<time>)")
+    parser.add_argument("--out", type=text, help="folder for the runs and the report (default: reports/<time>)")
     return parser
 
 
@@ -51,8 +63,11 @@ def main(argv=None):
                       data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
         return resolve(TrainConfig(model=model, run_dir=str(out / name), **{**shared, **extra}))
 
-    fine_tune = {"recipe": "finetune", "pretrained": args.pretrained} if args.pretrained else {}
-    configs = {"vit": settings("vit", "vit", **fine_tune), "cnn": settings("cnn", "cnn")}
+    fine_tune = lambda path: {"recipe": "finetune", "pretrained": path} if path else {}  # noqa: E731
+    configs = {"vit": settings("vit", "vit", **fine_tune(args.pretrained)),
+               "cnn": settings("cnn", "cnn", **fine_tune(args.cnn_pretrained))}
+    if args.hybrid or args.hybrid_pretrained or args.hybrid_preset:
+        configs["hybrid"] = settings("hybrid", "hybrid", **fine_tune(args.hybrid_pretrained))
     if args.distill:  # trained last, once its teacher (the CNN) has finished
         configs["vit_distilled"] = settings("vit", "vit_distilled", teacher=str(out / "cnn"))
     for config in configs.values():  # all checked before any trains
@@ -61,9 +76,12 @@ def main(argv=None):
     from harness import data
     from harness.reporting.evaluate_run import evaluate_run
     from harness.reporting.report import write_report
-    from harness.training.trainer import train
+    from harness.training.trainer import check_pretrained, train
 
-    with data.loading_once():  # both models, their evaluation and the report share one loaded copy
+    for config in configs.values():  # a checkpoint that does not fit answers before anything trains
+        check_pretrained(config)
+
+    with data.loading_once():  # the models, their evaluation and the report share one loaded copy
         for model, config in configs.items():
             print(f"== training {model} {config.preset} ({config.recipe} recipe"
                   f"{', distilled from the CNN' if config.teacher else ''})")

@@ -1,4 +1,4 @@
-"""Train a Vision Transformer or the CNN baseline and save everything into a run directory.
+"""Train a Vision Transformer, the hybrid or a CNN baseline and save everything into a run directory.
 
     python train.py --model vit --preset vit_cifar_mini --epochs 10   # embedded CIFAR-10 sample
     python train.py --model cnn --dataset cifar10                     # full CIFAR-10 via TFDS
@@ -6,6 +6,9 @@
     python train.py --model vit --data-dir photos --image-size 96 --patch-size 8   # own images, own patches
     python train.py --model vit --recipe course --data-dir cifar10    # a budget recipe (smoke, course, full)
     python train.py --recipe finetune --pretrained ViT-B_16.npz --data-dir my_food   # fine-tune a released ViT
+    python train.py --model hybrid --preset hybrid_cifar_mini         # the paper's hybrid: ResNet stem + ViT
+    python train.py --model cnn --preset bit_cifar                    # BiT's ResNet-v2 (GroupNorm, WS) from scratch
+    python train.py --model cnn --recipe finetune --pretrained BiT-M-R50x1.npz --data-dir my_food  # fine-tune BiT
     python train.py --model vit --teacher runs/CNN_RUN                # DeiT: distil a finished CNN into the ViT
     python train.py --resume runs/RUN                                 # continue a killed run
 """
@@ -73,17 +76,20 @@ def build_parser():
                         help="... or on this share of the training split (default: 1)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit", help="which model to train (default: vit)")
+    model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit", help="which model to train: the ViT, the hybrid (ResNet stem + ViT) or a CNN (default: vit)")
     model.add_argument("--preset", type=text,
-                       help=f"model size; vit: {presets['vit']}; cnn: {presets['cnn']} (default: recipe)")
+                       help=f"model size; vit: {presets['vit']}; hybrid: {presets['hybrid']}; cnn: {presets['cnn']} "
+                       "(default: recipe)")
     for flag, dest, meaning in (("--patch-size", "patch_size", "patch size P"), ("--hidden-dim", "hidden_dim", "hidden size D"),
                                 ("--depth", "num_layers", "number of encoder blocks L"),
                                 ("--heads", "num_heads", "attention heads k (must divide D)"),
                                 ("--mlp-dim", "mlp_dim", "MLP size M")):
-        model.add_argument(flag, dest=dest, type=positive(int, 1 << 16), help=f"ViT {meaning} (default: the preset's)")
+        model.add_argument(flag, dest=dest, type=positive(int, 1 << 16),
+                           help=f"ViT and hybrid {meaning} (default: the preset's)")
     model.add_argument("--pretrained", type=text, metavar="FILE.npz",
-                       help="start from a released ViT checkpoint (e.g. ViT-B_16.npz) of the --preset's size; "
-                       "its head is replaced by a new zero one (README, 'Pretrained ViT')")
+                       help="start from a released checkpoint of the --preset's size: ViT (ViT-B_16.npz), hybrid "
+                       "(R50+ViT-B_16.npz) or BiT (BiT-M-R50x1.npz, --model cnn); its head is replaced by a new zero "
+                       "one (README, 'Pretrained ViT')")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="with --pretrained: train only the new head (feature extraction)")
     model.add_argument("--teacher", type=text, metavar="RUN_DIR",

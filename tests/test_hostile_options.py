@@ -22,7 +22,7 @@ UNWRITABLE = ["", "/proc/vit-hostile"]  # nobody, not even root, can create file
 HOSTILE = {
     "train.py": {
         "--dataset": NAME, "--data-dir": MISSING_PATH, "--image-size": [*WHOLE, "30", "100000"],
-        "--val-fraction": FRACTION, "--model": NAME, "--preset": NAME, "--patch-size": [*WHOLE, "5", "64"],
+        "--val-fraction": FRACTION, "--model": NAME, "--preset": [*NAME, "r50_vit_b16"], "--patch-size": [*WHOLE, "5", "64"],
         "--hidden-dim": [*WHOLE, "17"], "--depth": WHOLE, "--heads": [*WHOLE, "5", "100000"], "--mlp-dim": WHOLE,
         "--drop-path-rate": FRACTION, "--recipe": NAME, "--epochs": [*WHOLE, "1000000"], "--batch-size": WHOLE,
         "--learning-rate": [*NUMBER, "0"], "--weight-decay": NUMBER, "--optimizer": NAME,
@@ -43,8 +43,9 @@ HOSTILE = {
                    "--cnn-preset": NAME, "--batch-size": WHOLE, "--out": UNWRITABLE},
     "compare.py": {"--dataset": NAME, "--data-dir": MISSING_PATH, "--recipe": NAME, "--vit-preset": NAME,
                    "--cnn-preset": NAME, "--pretrained": [*MISSING_PATH, "README.md"], "--epochs": WHOLE, "--batch-size": WHOLE, "--seed": [*NUMBER, "1.5"],
-                   "--out": UNWRITABLE},
-    "benchmark.py": {"--model": [*NAME, "vit:no_such_preset", "mlp:resnet8"], "--batch-size": WHOLE,
+                   "--out": UNWRITABLE, "--hybrid-preset": [*NAME, "vit_test"],
+                   "--hybrid-pretrained": [*MISSING_PATH, "README.md"], "--cnn-pretrained": [*MISSING_PATH, "README.md"]},
+    "benchmark.py": {"--model": [*NAME, "vit:no_such_preset", "mlp:resnet8", "hybrid:vit_test"], "--batch-size": WHOLE,
                      "--warmup-steps": WHOLE, "--steps": WHOLE, "--precision": NAME, "--jit-compile": NAME,
                      "--runs": MISSING_PATH, "--target": FRACTION, "--out": ["", "/proc/vit-hostile.json", "/"]},
 }

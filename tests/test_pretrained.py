@@ -6,7 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from checkpoint_files import vit_arrays, write
+from checkpoint_files import bit_arrays, hybrid_arrays, vit_arrays, write
 from conftest import write_image_folder
 from keras import ops
 from test_cli import run_train
@@ -71,8 +71,9 @@ def test_a_checkpoint_of_another_size_is_refused_before_the_data_loads(files, tm
 @pytest.mark.parametrize("arguments, message", [
     (["--recipe", "finetune"], "--recipe finetune fine-tunes a released checkpoint; add --pretrained"),
     (["--freeze-backbone"], "--freeze-backbone trains only the head"),
-    (["--model", "cnn", "--pretrained", "README.md"], "--pretrained loads a released ViT checkpoint"),
-    (["--model", "cnn", "--recipe", "finetune"], "the finetune recipe is not for the cnn"),
+    (["--model", "cnn", "--pretrained", "README.md"], "resnet20 is a BatchNorm ResNet; use a BiT preset"),
+    (["--model", "cnn", "--recipe", "finetune"], "--recipe finetune fine-tunes a released checkpoint"),
+    (["--model", "hybrid", "--teacher", "runs"], "the hybrid has none (use --model vit)"),
     (["--pretrained", "README.md"], "is not an .npz file"),
 ])
 def test_pretrained_options_that_do_not_fit_are_one_line(tmp_path, arguments, message):
@@ -87,3 +88,26 @@ def test_compare_sets_a_fine_tuned_vit_beside_the_cnn(files, tmp_path):
     assert "== training vit vit_test (finetune recipe)" in result.stdout
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "| vit vit_test pretrained |" in report and "| cnn resnet_test |" in report
+
+
+@pytest.mark.parametrize("model, preset, arrays, stem_key, said", [
+    ("hybrid", "hybrid_test", lambda: hybrid_arrays(grid=8, num_classes=21), "conv_root/kernel",
+     "position embeddings interpolated from a 8x8 to a 16x16 patch grid"),
+    ("cnn", "bit_test", lambda: bit_arrays(num_classes=21), "resnet/root_block/standardized_conv2d/kernel",
+     "dropped the pre-training head (head/conv2d/bias, head/conv2d/kernel)"),
+], ids=["hybrid", "bit"])
+def test_the_hybrid_and_bit_fine_tune_from_their_released_files(files, tmp_path, model, preset, arrays, stem_key, said):
+    stored = arrays()
+    checkpoint = write(tmp_path / f"{model}.npz", stored)
+    run_dir = tmp_path / "run"
+    result = run_train("--model", model, "--recipe", "finetune", "--preset", preset, "--pretrained", checkpoint,
+                       "--data-dir", files["folder"], "--image-size", 64, "--steps", 4, "--batch-size", 4,
+                       "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert said in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["pretrained_checkpoint"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    expected = {"hybrid": ("momentum", 0.01), "cnn": ("momentum", 0.003)}[model]  # ViT's protocol; BiT-HyperRule
+    assert (config["optimizer"], config["learning_rate"]) == expected
+    root = ops.convert_to_numpy(keras.saving.load_model(run_dir / "model.keras").get_layer("conv_root").kernel)
+    np.testing.assert_allclose(root, stored[stem_key], atol=0.05)  # fine-tuned from the file's weights (std 0.5)

@@ -64,11 +64,14 @@ def test_position_similarity_and_filter_components():
     assert components.min() >= 0 and components.max() <= 1
 
 
-def test_grad_cam_equals_the_gradient_definition():
+@pytest.mark.parametrize("preset", ["resnet_test", "bit_test"])
+def test_grad_cam_equals_the_gradient_definition(preset):
     tf = pytest.importorskip("tensorflow")
     if keras.backend.backend() != "tensorflow":
         pytest.skip("uses tf.GradientTape")
-    model = cnn_baseline.build_cnn("resnet_test")
+    model = cnn_baseline.build_cnn(preset)
+    head = model.get_layer("head")  # BiT's head starts at zero, where every map is 0
+    head.kernel.assign(np.random.default_rng(3).normal(size=head.kernel.shape))
     images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     features_model = keras.Model(model.input, [model.get_layer("head_relu").output, model.output])
 
@@ -135,17 +138,19 @@ def test_each_figure_is_a_png_that_depends_on_its_input(tmp_path, name):
 
 
 def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
-    """compare.py end to end, with the distilled ViT as third run; report.md must carry each run's own
-    metrics.json numbers."""
+    """compare.py end to end with the paper's three families (the CNN is BiT's) and the ViT distilled from
+    the BiT as a fourth run; report.md must carry each run's own metrics.json numbers."""
     out = tmp_path / "comparison"
     result = subprocess.run(
         [sys.executable, str(REPO / "compare.py"), "--data-dir", str(image_folder), "--vit-preset", "vit_test",
-         "--cnn-preset", "resnet_test", "--epochs", "2", "--batch-size", "4", "--distill", "--out", str(out)],
+         "--cnn-preset", "bit_test", "--hybrid", "--hybrid-preset", "hybrid_test", "--epochs", "2", "--batch-size", "4",
+         "--distill", "--out", str(out)],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
     text = (out / "report" / "report.md").read_text()
-    for model, label in (("vit", "vit vit_test"), ("cnn", "cnn resnet_test"), ("vit_distilled", "vit vit_test distilled")):
+    for model, label in (("vit", "vit vit_test"), ("cnn", "cnn bit_test"), ("hybrid", "hybrid hybrid_test"),
+                         ("vit_distilled", "vit vit_test distilled")):
         metrics = json.loads((out / model / "metrics.json").read_text())
         assert (out / model / "eval" / "confusion_matrix.png").exists()
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
@@ -153,6 +158,9 @@ def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
         assert f"{100 * metrics['test_accuracy']:.2f}%" in row
         assert f"{metrics['images_per_second']:,.1f}" in row and f"{metrics['train_seconds']:,.1f}" in row
     figures = [line.split("(")[-1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
-    assert len(figures) >= 11
+    assert len(figures) >= 17
+    # The hybrid's tokens are feature-map cells: its attention analyses, but no pixel patches or RGB filters.
+    assert {"hybrid_hybrid_test_attention_distance.png", "hybrid_hybrid_test_position_similarity.png"} <= set(figures)
+    assert not any(name.startswith("hybrid_hybrid_test_patches") for name in figures)
     for name in figures:
         assert (out / "report" / name).stat().st_size > 5_000

@@ -129,12 +129,16 @@ def test_mixed_bfloat16_agrees_with_float32_on_a_fixed_batch():
     np.testing.assert_allclose(ops.convert_to_numpy(logits), expected, atol=0.05 * np.abs(expected).max())
 
 
-def test_encoder_outputs_expose_tokens_and_attention():
-    model = vit_tf.build_vit("vit_test", num_classes=10)
-    images = np.zeros((3, 32, 32, 3), "float32")
+@pytest.mark.parametrize("preset", ["vit_test", "hybrid_test"])  # the hybrid's stem is a graph, not a chain
+def test_encoder_outputs_expose_tokens_and_attention(preset):
+    model = vit_tf.build_vit(preset, num_classes=10)
+    model.get_layer("head").kernel.assign(np.random.default_rng(0).normal(size=(16, 10)))
+    images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     tokens, attention = vit_tf.encoder_outputs(model, images)
     assert tokens.shape == (3, 65, 16)
     assert len(attention) == 2 and attention[0].shape == (3, 2, 65, 65)
+    np.testing.assert_allclose(ops.convert_to_numpy(model.get_layer("head")(tokens[:, 0])),
+                               ops.convert_to_numpy(model(images)), rtol=1e-5, atol=1e-5)  # eq. 4 on these tokens
 
 
 def test_stochastic_depth_rises_linearly_from_the_first_block_to_the_last():

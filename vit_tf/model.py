@@ -87,16 +87,13 @@ def encoder_outputs(model, images):
     Returns (tokens (B, T, D) after `encoder_norm`, [attention (B, k, T, T) per block]), for the
     analyses of the paper's section 4.5 (attention distance, attention rollout).
     """
-    x = model.get_layer("rescale")(images)
-    for layer in model.layers[2:]:  # after the input and rescale layers
-        if isinstance(layer, EncoderBlock):
-            break
-        x = layer(x)
+    blocks = [layer for layer in model.layers if isinstance(layer, EncoderBlock)]
+    # Everything before the first block (a hybrid's ResNet stem, patches, tokens, E_pos) as one graph.
+    x = keras.Model(model.input, blocks[0].input)(images)
     attention = []
-    for layer in model.layers:
-        if isinstance(layer, EncoderBlock):
-            x, weights = layer(x, return_attention_scores=True)
-            attention.append(weights)
+    for block in blocks:
+        x, weights = block(x, return_attention_scores=True)
+        attention.append(weights)
     return model.get_layer("encoder_norm")(x), attention
 
 

@@ -37,6 +37,9 @@ CIFAR_PRESETS = {
 HYBRID_PRESETS = {
     "r50_vit_b16": dict(patch_size=1, hidden_dim=768, num_layers=12, mlp_dim=3072, num_heads=12, image_size=224,
                         resnet_width=64, resnet_blocks=(3, 4, 9)),
+    # CPU quickstart size: vit_cifar_mini's encoder on a one-unit stem (8x8 map, 64 tokens).
+    "hybrid_cifar_mini": dict(patch_size=1, hidden_dim=128, num_layers=3, mlp_dim=256, num_heads=4, image_size=32,
+                              resnet_width=32, resnet_blocks=(1,)),
     # From scratch at 32 px: one stage of the stem leaves an 8x8 map (64 tokens, as vit_cifar_tiny).
     "hybrid_cifar_tiny": dict(patch_size=1, hidden_dim=192, num_layers=9, mlp_dim=384, num_heads=6, image_size=32,
                               resnet_width=32, resnet_blocks=(2,)),

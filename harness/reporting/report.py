@@ -17,6 +17,7 @@ from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
 from harness.reporting.runs import check_comparable, check_sweep, sweep_dataset_name
 from harness.training.run_dir import load_model, open_finished_run
+from vit_tf.presets import DEFAULT_OPTIONS, pixels_per_token
 
 EVIDENCE_IMAGES = 6  # test images shown with attention rollout / Grad-CAM
 ATTENTION_IMAGES = 128  # images averaged for mean attention distance, as the paper
@@ -39,7 +40,12 @@ class RunResult:
 
     @property
     def is_vit(self):
-        return self.config["model"] == "vit"
+        """A ViT or a hybrid: a transformer, with tokens and attention maps."""
+        return MODEL_FAMILIES[self.config["model"]].transformer
+
+    @property
+    def file_prefix(self):
+        return self.label.replace(" ", "_").replace("#", "")
 
 
 def read_history(run):
@@ -81,7 +87,7 @@ def most_confused_pairs(counts, class_names, top=5):
 
 
 def evidence_maps(result, indices):
-    """Attention rollout for a ViT, Grad-CAM for the CNN, on the given test images."""
+    """Attention rollout for a ViT or hybrid, Grad-CAM for a CNN (either ResNet), on the given test images."""
     images = result.test.images[indices].astype("float32")
     if result.is_vit:
         _, attention = vit_tf.encoder_outputs(result.model, images)
@@ -157,7 +163,9 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
     shared_test = _same_test_set(results)
     if shared_test and len(results) >= 2:
         for a, b in ((results[0], results[1]), (results[1], results[0])):
-            name = f"right_{a.config['model']}_wrong_{b.config['model']}.png"
+            kinds = (a.config["model"], b.config["model"])
+            name = f"right_{a.file_prefix}_wrong_{b.file_prefix}.png" if kinds[0] == kinds[1] else \
+                f"right_{kinds[0]}_wrong_{kinds[1]}.png"
             figures[f"{a.label} right, {b.label} wrong"] = (
                 _disagreement_gallery(a, b, class_names, out / name).name,
                 f"Test images {a.label} classifies correctly and {b.label} does not, with {b.label}'s answer.")
@@ -172,9 +180,10 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
     figures["Where each model looks"] = (model_plots.plot_evidence_maps(
         results[0].test.images[indices], [f"true: {class_names[k]}" for k in results[0].test.labels[indices]],
         maps, map_labels, captions, out / "evidence_maps.png",
-        "Evidence: attention rollout (ViT) and Grad-CAM (CNN), with each model's prediction").name,
+        "Evidence: attention rollout (ViT, hybrid) and Grad-CAM (CNN), with each model's prediction").name,
         "The same test images for every run. Rollout: heads averaged, 0.5 A + 0.5 I per block, blocks multiplied, "
-        "class-token row. Grad-CAM: for this ResNet it equals CAM, the head's weights on the last activation.")
+        "class-token row; a hybrid's tokens are cells of its ResNet's feature map. Grad-CAM: for these ResNets it "
+        "equals CAM, the head's weights on the last activation.")
     for result in results:
         if result.is_vit:
             figures.update(_vit_figures(result, out))
@@ -212,20 +221,27 @@ def _disagreement_gallery(right, wrong, class_names, path):
 
 
 def _vit_figures(result, out):
+    """Figure 7's three analyses; a hybrid's tokens are cells of a feature map, not pixel patches, so it
+    has no patch picture and no RGB filters of E, and its attention distance counts one cell as the
+    pixels it strides over."""
     model, config = result.model, result.config["model_config"]
-    prefix = result.label.replace(" ", "_").replace("#", "")
-    patch, size = config["patch_size"], config["image_size"]
-    grid = size // patch
+    prefix = result.file_prefix
+    hybrid = config.get("resnet_width") is not None
+    side, size = pixels_per_token({**DEFAULT_OPTIONS, **config}), config["image_size"]
+    grid = size // side
     _, attention = vit_tf.encoder_outputs(model, result.test.images[:ATTENTION_IMAGES].astype("float32"))
-    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, patch,
+    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, side,
                                                  vit_tf.prefix_tokens(model))
-    return {
+    figures = {} if hybrid else {
         f"{result.label}: the input as patches": (model_plots.plot_patches(
-            result.test.images[0], patch, out / f"{prefix}_patches.png").name,
+            result.test.images[0], side, out / f"{prefix}_patches.png").name,
             "Eq. 1 cuts each image into N = HW/P² patches, read in row-major order."),
         f"{result.label}: patch-embedding filters": (model_plots.plot_embedding_filters(
             analysis.embedding_filter_components(model), out / f"{prefix}_embedding_filters.png").name,
             "Principal components of the D learned filters of E, each scaled to [0, 1] (paper Figure 7, left)."),
+    }
+    return {
+        **figures,
         f"{result.label}: position embedding similarity": (model_plots.plot_position_similarity(
             analysis.position_similarity(model), grid, out / f"{prefix}_position_similarity.png").name,
             "Tile (r, c): cosine similarity of patch (r, c)'s position embedding to every patch's (Figure 7, centre)."),

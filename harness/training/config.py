@@ -21,6 +21,8 @@ DEFAULTS = dict(
 FAMILY_DEFAULTS = {
     # DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
     "vit": dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0),
+    # The hybrid trains as the ViT does (the paper uses one recipe for both).
+    "hybrid": dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0),
     # The classic CIFAR ResNet recipe: SGD with Nesterov momentum 0.9, lr 0.1 at batch 128. Coupled
     # L2 of 5e-4 with momentum 0.9 shrinks weights like decoupled decay of 5e-3 does.
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
@@ -41,7 +43,7 @@ VIT_ARCHITECTURE = ("patch_size", "hidden_dim", "num_layers", "num_heads", "mlp_
 
 @dataclasses.dataclass
 class TrainConfig:
-    model: str = "vit"  # "vit" or "cnn"
+    model: str = "vit"  # "vit", "hybrid" or "cnn" (harness.models.MODEL_FAMILIES)
     recipe: Optional[str] = None  # a key of harness.training.recipes.RECIPES: smoke, course, full
     preset: Optional[str] = None  # a key of the family's PRESETS; None: the recipe's or family default
     dataset: Optional[str] = None  # cifar10_sample (default), cifar10, cifar100, or a label for --data-dir
@@ -54,7 +56,7 @@ class TrainConfig:
     num_layers: Optional[int] = None
     num_heads: Optional[int] = None
     mlp_dim: Optional[int] = None
-    pretrained: Optional[str] = None  # a released ViT checkpoint (.npz) to start from (ViT only)
+    pretrained: Optional[str] = None  # a released checkpoint (.npz) to start from: ViT, R50+ViT or BiT
     freeze_backbone: bool = False  # train the head only (feature extraction); needs `pretrained`
     teacher: Optional[str] = None  # a finished run whose model teaches the ViT's distillation token (DeiT)
     distillation: Optional[str] = None  # "hard" (DeiT's default) or "soft"; with a teacher
@@ -129,8 +131,8 @@ def from_saved(settings):
 
 
 def model_overrides(config):
-    """Architecture settings the training config changes: ViT columns and stochastic depth (ViT only)."""
-    if config.model != "vit":
+    """Architecture settings the training config changes: ViT columns and stochastic depth (ViT and hybrid)."""
+    if not MODEL_FAMILIES[config.model].transformer:
         return {}
     columns = {name: getattr(config, name) for name in VIT_ARCHITECTURE if getattr(config, name) is not None}
     return {**columns, "drop_path_rate": config.drop_path_rate, **({"distillation": True} if config.teacher else {})}
@@ -146,8 +148,6 @@ def resolve(config: TrainConfig):
     if config.recipe == "finetune" and not config.pretrained:
         raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
     if config.pretrained is not None:
-        if config.model != "vit":
-            raise UserError("--pretrained loads a released ViT checkpoint; there is none for the CNN")
         if not pathlib.Path(config.pretrained).is_file():
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
                             "checkpoint (README, 'Pretrained ViT')")
@@ -158,7 +158,8 @@ def resolve(config: TrainConfig):
         raise UserError(f"train_fraction is {config.train_fraction!r}; it must be above 0 and at most 1")
     if config.teacher is not None:
         if config.model != "vit":
-            raise UserError("--teacher distils into the ViT's distillation token; the CNN has none")
+            raise UserError(f"--teacher distils into the ViT's distillation token; the {config.model} has none "
+                            "(use --model vit)")
         if config.pretrained:
             raise UserError("--teacher and --pretrained do not combine: the released checkpoints have no "
                             "distillation token")
@@ -170,12 +171,15 @@ def resolve(config: TrainConfig):
     if config.preset is not None and config.preset not in family.presets:
         raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
     config = config.with_recipe_defaults(family.default_preset)
-    if config.model != "vit":
+    if not family.transformer:
         given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate")
                  if getattr(config, name)]
         if given:
             raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
                             "the CNN's size is chosen with --preset")
+        if config.pretrained and family.presets[config.preset].get("architecture") != "bit":
+            raise UserError(f"--pretrained loads a released BiT ResNet, and {config.preset} is a BatchNorm ResNet; "
+                            "use a BiT preset (--preset bit_r50x1)")
     if config.teacher:
         if config.distillation not in DISTILLATIONS:
             raise UserError(f"distillation is {config.distillation!r}; choose one of {', '.join(DISTILLATIONS)}")

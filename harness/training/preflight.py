@@ -12,6 +12,7 @@ from typing import Optional
 import keras
 
 from harness.training.precision import gpu_compute_capability
+from vit_tf.presets import pixels_per_token
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward pass: about three forward passes
 # Training reaches about this share of a plain large matmul's FLOP/s (0.3-0.4 measured on a 2-core CPU
@@ -88,10 +89,11 @@ def free_accelerator_bytes():
 
 
 def tokens_per_image(architecture):
+    """Patches (of pixels, or of a hybrid's feature map) plus the class and distillation tokens; None for a CNN."""
     if "patch_size" not in architecture:
         return None
-    grid = architecture["image_size"] // architecture["patch_size"]
-    return grid * grid + (architecture.get("classifier") == "token")
+    grid = architecture["image_size"] // pixels_per_token(architecture)
+    return grid * grid + (architecture.get("classifier") == "token") + bool(architecture.get("distillation"))
 
 
 def check(model, family, architecture, config, dataset, train_images, precision, on_accelerator, device):
@@ -106,7 +108,8 @@ def check(model, family, architecture, config, dataset, train_images, precision,
     report = Preflight(tokens_per_image(architecture), model.count_params(), forward_flops, activation_bytes,
                        dataset_bytes, seconds_per_epoch, device, free_host_bytes(),
                        free_accelerator_bytes() if on_accelerator else None, [])
-    report.warnings = _warnings(report, config, dataset, train_images, on_accelerator, architecture.get("patch_size", 1))
+    side = pixels_per_token(architecture) if "patch_size" in architecture else 1
+    report.warnings = _warnings(report, config, dataset, train_images, on_accelerator, side)
     return report
 
 

@@ -24,7 +24,7 @@ from harness.training.optimizer import build_optimizer
 from harness.training.precision import describe_device, resolve_precision
 from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
 from harness.training.seeding import seed_everything
-from vit_tf import checkpoint as vit_checkpoint
+from vit_tf.checkpoint import CheckpointError
 
 
 def training_model(model, config, steps_per_epoch, teacher=None):
@@ -72,8 +72,17 @@ def checkpoint_errors():
     """A checkpoint that does not fit is the user's to fix: one line, as every other such error."""
     try:
         yield
-    except vit_checkpoint.CheckpointError as error:
+    except CheckpointError as error:  # raised by every family's loader
         raise UserError(str(error)) from None
+
+
+def check_pretrained(config):
+    """A released checkpoint of another model or size answers (a UserError) before any data loads."""
+    if config.pretrained:
+        family = MODEL_FAMILIES[config.model]
+        architecture = family.resolve_config(config.preset, config.image_size, **model_overrides(config))
+        with checkpoint_errors():
+            family.check_pretrained(config.pretrained, architecture)
 
 
 def print_parameters(model, breakdown):
@@ -90,11 +99,7 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
         RunDirectory(config.run_dir).check_available(overwrite)
     if config.teacher:  # a teacher of another image size answers before the data loads
         distillation.check_teacher(config.teacher, config.image_size)
-    if config.pretrained:  # a checkpoint of another size answers before the data loads
-        architecture = MODEL_FAMILIES[config.model].resolve_config(config.preset, config.image_size,
-                                                                   **model_overrides(config))
-        with checkpoint_errors():
-            vit_checkpoint.check_compatible(config.pretrained, architecture)
+    check_pretrained(config)
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
     config = config.for_data(len(training_splits(dataset, config)[0]))
     run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
@@ -127,10 +132,11 @@ def _train_steps(run, config, dataset, resuming, verbose):
     pretrained = None
     if config.pretrained and not (resuming and run.checkpoint_path.exists()):  # a checkpoint holds newer weights
         with checkpoint_errors():
-            report = vit_checkpoint.load_pretrained(model, config.pretrained)
+            report = family.load_pretrained(model, config.pretrained)
         print("\n".join(report.describe()))
         pretrained = {"file": pathlib.Path(report.path).name, "path": report.path, "sha256": report.sha256,
-                      "dropped": report.dropped, "position_grid": list(report.position_grid)}
+                      "dropped": report.dropped,
+                      "position_grid": list(report.position_grid) if report.position_grid else None}
     print_parameters(model, family.parameter_breakdown(model))
     steps_per_epoch = max(1, len(train_split) // config.batch_size)
     teacher, teacher_run = None, None
