@@ -77,7 +77,7 @@ def edited_teacher(teacher, tmp_path, **changes):
     "make_arguments, message",
     [
         (lambda f, t, p: ["--model", "cnn", "--preset", "resnet_test", "--data-dir", f, "--teacher", t],
-         "--teacher distils into the ViT's distillation token; the CNN has none"),
+         "--teacher distils into the ViT's distillation token; the cnn has none (use --model vit)"),
         (lambda f, t, p: ["--data-dir", f, "--distillation", "soft"], "need a --teacher RUN_DIR"),
         (lambda f, t, p: ["--data-dir", f, "--teacher", edited_teacher(t, p, image_size=64)],
          "takes 64 px images and the student 32 px"),
