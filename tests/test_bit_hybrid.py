@@ -105,6 +105,14 @@ def test_r50_vit_b16_has_the_released_architectures_parameter_count():
     assert "resnet stem" not in vit_tf.parameter_breakdown(vit_tf.build_vit("vit_test"))
 
 
+@pytest.mark.parametrize("preset, blocks, hidden, layers, mlp", [("r26_vit_s32", (2, 2, 2, 2), 384, 12, 1536),
+                                                                 ("r26_vit_b32", (2, 2, 2, 2), 768, 12, 3072)])
+def test_the_stride_32_hybrids_have_the_counted_parameters_and_7x7_tokens(preset, blocks, hidden, layers, mlp):
+    model = vit_tf.build_vit(preset, num_classes=1000)
+    assert model.count_params() == hybrid_parameters(blocks, 64, hidden, layers, mlp, 7 * 7 + 1, 1000)
+    assert model.get_layer("position_embedding").position_embedding.shape[1] == 7 * 7 + 1
+
+
 @pytest.mark.parametrize("preset, image_size, tokens", [("r50_vit_b16", 224, 14 * 14 + 1),
                                                         ("hybrid_cifar_tiny", 32, 8 * 8 + 1),
                                                         ("hybrid_test", 64, 16 * 16 + 1)])

@@ -9,7 +9,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODEL_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_learning.py",
-               "tests/test_checkpoint.py", "tests/test_distillation.py", "tests/test_bit_hybrid.py"]
+               "tests/test_checkpoint.py", "tests/test_distillation.py", "tests/test_bit_hybrid.py",
+               "tests/test_checkpoint_resnets.py"]
 
 
 def test_model_tests_pass_on_jax():

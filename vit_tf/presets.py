@@ -37,6 +37,14 @@ CIFAR_PRESETS = {
 HYBRID_PRESETS = {
     "r50_vit_b16": dict(patch_size=1, hidden_dim=768, num_layers=12, mlp_dim=3072, num_heads=12, image_size=224,
                         resnet_width=64, resnet_blocks=(3, 4, 9)),
+    # The other released hybrids (`vit_jax/configs/models.py`; AugReg files R26_S_32, R50_L_32): four stages,
+    # total stride 32. R50+ViT-L/32 is ViT-L's encoder on ResNet-50's four stages.
+    "r26_vit_s32": dict(patch_size=1, hidden_dim=384, num_layers=12, mlp_dim=1536, num_heads=6, image_size=224,
+                        resnet_width=64, resnet_blocks=(2, 2, 2, 2)),
+    "r26_vit_b32": dict(patch_size=1, hidden_dim=768, num_layers=12, mlp_dim=3072, num_heads=12, image_size=224,
+                        resnet_width=64, resnet_blocks=(2, 2, 2, 2)),
+    "r50_vit_l32": dict(patch_size=1, hidden_dim=1024, num_layers=24, mlp_dim=4096, num_heads=16, image_size=224,
+                        resnet_width=64, resnet_blocks=(3, 4, 6, 3)),
     # CPU quickstart size: vit_cifar_mini's encoder on a one-unit stem (8x8 map, 64 tokens).
     "hybrid_cifar_mini": dict(patch_size=1, hidden_dim=128, num_layers=3, mlp_dim=256, num_heads=4, image_size=32,
                               resnet_width=32, resnet_blocks=(1,)),
