@@ -8,6 +8,7 @@ Uses Keras only; never imports the harness.
 """
 
 import importlib
+import sys
 
 from cnn_baseline.presets import DEFAULT_PRESET, PRESETS, resolve_config  # plain data: no Keras
 
@@ -18,6 +19,9 @@ _LAZY = {  # these need Keras
 }
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register BiT's layer now, so saved models load at once
+    importlib.import_module("cnn_baseline.bit")
 
 
 def __getattr__(name):  # PEP 562: Keras loads on first use, as in vit_tf

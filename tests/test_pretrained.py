@@ -111,3 +111,6 @@ def test_the_hybrid_and_bit_fine_tune_from_their_released_files(files, tmp_path,
     assert (config["optimizer"], config["learning_rate"]) == expected
     root = ops.convert_to_numpy(keras.saving.load_model(run_dir / "model.keras").get_layer("conv_root").kernel)
     np.testing.assert_allclose(root, stored[stem_key], atol=0.05)  # fine-tuned from the file's weights (std 0.5)
+    # A fresh process loads the saved model (its weight-standardised convolutions registered) and classifies.
+    classified = run("evaluate.py", run_dir, "--image", next((files["folder"] / "test" / "cat").iterdir()))
+    assert classified.returncode == 0 and "cat" in classified.stdout, classified.stderr[-2000:]

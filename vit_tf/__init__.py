@@ -26,6 +26,7 @@ __all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LA
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, so saved models load at once
     importlib.import_module("vit_tf.layers")
+    importlib.import_module("cnn_baseline.bit")  # the hybrid stem's weight-standardised convolution
 
 
 def __getattr__(name):
