@@ -10,7 +10,6 @@ the projection shortcut `a/proj/standardized_conv2d/kernel`; the final GroupNorm
 head a 1x1 convolution `head/conv2d/{kernel,bias}`. Kernels are TensorFlow's (kh, kw, in, out), as Keras'.
 """
 
-import hashlib
 import pathlib
 import re
 
@@ -19,9 +18,8 @@ import numpy as np
 from cnn_baseline.presets import PRESETS
 from vit_tf.checkpoint import (
     CheckpointError,
-    LoadReport,
-    assign,
     compare_architectures,
+    load_and_report,
     normalise_keys,
     read_npz,
     strip_prefix,
@@ -54,7 +52,7 @@ def preset_option(name, row):
 
 
 def _compare(found, ours, path):
-    if ours.get("architecture", "bit") != "bit":
+    if ours["architecture"] != "bit":
         raise CheckpointError(f"{path}: the released CNN checkpoints are BiT ResNet-v2s, and this CNN is a BatchNorm "
                               "ResNet; use a BiT preset (--model cnn --preset bit_r50x1)")
     bit_presets = {name: row for name, row in PRESETS.items() if row.get("architecture") == "bit"}
@@ -71,7 +69,7 @@ def model_architecture(model):
     names = {layer.name for layer in model.layers}
     if "conv_root" not in names:
         return dict(architecture="preact")
-    return dict(root_width=model.get_layer("conv_root").filters,
+    return dict(architecture="bit", root_width=model.get_layer("conv_root").filters,
                 blocks_per_stage=units_per_stage(names, r"block(\d+)_unit(\d+)_conv1$"))
 
 
@@ -104,8 +102,4 @@ def load_pretrained(model, path, keep_head=False):
                         (head.bias, [HEAD_KEYS[1]], np.asarray)]
     else:
         dropped = [key for key in HEAD_KEYS if key in arrays]
-    loaded = assign(assignments, arrays, dropped, path)
-    if not keep_head:
-        for variable in (head.kernel, head.bias):
-            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    return LoadReport(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), loaded, dropped)
+    return load_and_report(assignments, arrays, dropped, path, () if keep_head else (head.kernel, head.bias))

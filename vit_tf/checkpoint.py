@@ -175,6 +175,16 @@ def assign(assignments, arrays, dropped, path):
     return len(used)
 
 
+def load_and_report(assignments, arrays, dropped, path, new_head=()):
+    """Every loader's last step: sets the weights (`assign`), starts the `new_head` variables at zero, as
+    the paper and BiT fine-tune, and returns the LoadReport."""
+    loaded = assign(assignments, arrays, dropped, path)
+    for variable in new_head:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    digest = hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    return LoadReport(str(path), digest, loaded, dropped)
+
+
 def units_per_stage(keys, pattern):
     """(units of stage 1, of stage 2, ...) from keys that `pattern` matches with (stage, unit) groups."""
     units = {}
@@ -327,9 +337,6 @@ def load_pretrained(model, path, keep_head=False):
         assignments += [(head.kernel, ["head/kernel"], same), (head.bias, ["head/bias"], same)]
     else:
         dropped += [key for key in HEAD_KEYS if key in arrays]
-    loaded = assign(assignments, arrays, dropped, path)
-    if not keep_head:
-        for variable in (head.kernel, head.bias):
-            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadReport(str(path), digest, loaded, dropped, grid["sides"])
+    report = load_and_report(assignments, arrays, dropped, path, () if keep_head else (head.kernel, head.bias))
+    report.position_grid = grid["sides"]  # known once `positions` has run, inside the loading
+    return report

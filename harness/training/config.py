@@ -18,11 +18,11 @@ DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
     drop_path_rate=0.0,
 )
+# DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
+VIT_DEFAULTS = dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0)
 FAMILY_DEFAULTS = {
-    # DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
-    "vit": dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0),
-    # The hybrid trains as the ViT does (the paper uses one recipe for both).
-    "hybrid": dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0),
+    "vit": VIT_DEFAULTS,
+    "hybrid": VIT_DEFAULTS,  # the hybrid trains as the ViT does (the paper uses one recipe for both)
     # The classic CIFAR ResNet recipe: SGD with Nesterov momentum 0.9, lr 0.1 at batch 128. Coupled
     # L2 of 5e-4 with momentum 0.9 shrinks weights like decoupled decay of 5e-3 does.
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
