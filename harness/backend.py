@@ -6,8 +6,14 @@ lines parse and check their options first and call `start()` only when there is 
 """
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import json
 import os
+import re
+import subprocess
+import sys
 
 from harness.errors import UserError
 
@@ -19,17 +25,53 @@ BACKENDS = {
 }
 
 
+# What TensorFlow's C++ side prints on every start: absl log lines at info/warning level, CPU feature
+# notes, and the CUDA probe's errors on machines without a GPU. Anything else passes through.
+NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} |E\d{4} .*(cuInit|cuDNN|cuFFT|cuBLAS|CUDA|TensorRT)"
+    r"|To enable the following instructions:|This TensorFlow binary is optimized)"
+)
+_DONE = "@@harness-native-output-done@@"
+
+# The filter runs in its own process, so that what a crashing import prints last (an LLVM or CUDA
+# error before an abort) still reaches the terminal, followed by a line saying what was going on.
+_FILTER = """
+import re, sys
+noise, done, doing = re.compile(sys.argv[1]), sys.argv[2], sys.argv[3]
+finished = False
+for line in sys.stdin:
+    if line.rstrip("\\n") == done:
+        finished = True
+    elif line.strip() and not noise.match(line):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+if not finished:
+    sys.stdout.write(f"error: the process died while {doing} (its own last words are above, if it left any)\\n")
+"""
+
+
 @contextlib.contextmanager
-def native_stderr_silenced():
-    """Sends what C/C++ code writes to stderr to /dev/null meanwhile; Python exceptions still raise."""
-    saved_stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+def native_noise_filtered(doing):
+    """Drops TensorFlow's start-up chatter from what C/C++ code writes to stderr meanwhile; keeps the rest.
+
+    `doing` completes the line printed if the process dies inside, e.g. "importing TensorFlow".
+    """
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    filter_process = subprocess.Popen([sys.executable, "-c", _FILTER, NATIVE_NOISE.pattern, _DONE, doing],
+                                      stdin=read_end, stdout=saved_stderr, stderr=saved_stderr)
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
     try:
         yield
     finally:
-        os.dup2(saved_stderr, 2)
+        os.write(2, f"\n{_DONE}\n".encode())  # reached on success and on Python exceptions alike
+        os.dup2(saved_stderr, 2)  # closes the last write end of the pipe: the filter reads to its end
         os.close(saved_stderr)
-        os.close(devnull)
+        filter_process.wait()
 
 
 def silence_tensorflow_startup():
@@ -37,15 +79,48 @@ def silence_tensorflow_startup():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if importlib.util.find_spec("tensorflow") is None:
         return
-    with native_stderr_silenced():
+    with native_noise_filtered("importing TensorFlow"):
         try:
             import tensorflow
-        except ImportError:  # a broken or stand-in install: the harness then runs without TensorFlow
+        except ImportError:  # a broken or stand-in install: Keras then says what is wrong
             return
         tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs an error on CPU machines
     # Its Python logger warns about function retracing when a report predicts with several models and
     # batch shapes: harmless here, and read as errors.
     tensorflow.get_logger().setLevel("ERROR")
+
+
+class TensorFlowBlocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes `import tensorflow` fail as if it were not installed.
+
+    Keras imports TensorFlow wherever it is installed (to seed it, to save a model), even on the JAX
+    and PyTorch backends; next to a CUDA PyTorch that import aborts the process, as the LLVMs of
+    TensorFlow and Triton clash. So on those backends, TensorFlow is never loaded. (A spec with no
+    origin, not None: PyTorch looks TensorFlow up with find_spec, which must not fail.)
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "tensorflow":
+            return importlib.machinery.ModuleSpec(name, self)
+        return None
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"TensorFlow is not loaded on the {chosen_backend()} backend", name=spec.name)
+
+    def exec_module(self, module):
+        pass  # never reached: create_module raises
+
+
+def chosen_backend():
+    """The backend Keras will start on: KERAS_BACKEND, else the one in keras.json, else TensorFlow."""
+    if "KERAS_BACKEND" in os.environ:
+        return os.environ["KERAS_BACKEND"]
+    config = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "keras.json")
+    try:
+        with open(config) as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 def start():
@@ -59,7 +134,10 @@ def start():
                         "or unset it for TensorFlow")
     if requested is not None and importlib.util.find_spec(BACKENDS[requested][0]) is None:
         raise _missing(requested)
-    silence_tensorflow_startup()
+    if chosen_backend() == "tensorflow":
+        silence_tensorflow_startup()
+    elif not any(isinstance(finder, TensorFlowBlocker) for finder in sys.meta_path):
+        sys.meta_path.insert(0, TensorFlowBlocker())
     try:
         import keras
     except ImportError as error:  # installed but unusable, e.g. a stand-in or a broken build

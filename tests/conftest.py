@@ -9,6 +9,11 @@ from harness import backend
 backend.start()
 
 
+def numpy_of(x):
+    """A backend tensor as a numpy array (PyTorch's need detaching first)."""
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
 @pytest.fixture(autouse=True)
 def float32_policy_and_seed():
     """Every test starts in float32 with a fixed seed, whatever the previous test set."""
@@ -47,8 +52,17 @@ def hiding(folder, *packages):
     return str(folder)
 
 
+def forbidding(folder, package):
+    """PYTHONPATH for a subprocess that dies with exit code 97, saying so, if anything imports `package`."""
+    stand_in = folder / package
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text(f"import os, sys, traceback\nsys.stderr.write('{package} was imported\\n')\n"
+                                          "traceback.print_stack()\nsys.stderr.flush()\nos._exit(97)\n")
+    return str(folder)
+
+
 @pytest.fixture
 def jax_without_tensorflow(tmp_path):
-    """Environment variables for a subprocess on JAX that cannot import TensorFlow, like the GPU machines."""
+    """Environment variables for a subprocess on JAX that must not import TensorFlow, like the GPU machines."""
     pytest.importorskip("jax")
-    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": hiding(tmp_path / "without_tensorflow", "tensorflow")}
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": forbidding(tmp_path / "no_tensorflow", "tensorflow")}

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import numpy_of
 
 import cnn_baseline
 import vit_tf
@@ -34,10 +35,10 @@ def test_weight_standardised_convolution_matches_numpy(epsilon, inside_sqrt):
     kernel = rng.normal(2.0, 3.0, size=(3, 3, 3, 4)).astype("float32")  # far from standardised
     layer.kernel.assign(kernel)
     expected = numpy_conv_valid(x.astype(np.float64), standardised(kernel.astype(np.float64), epsilon, inside_sqrt))
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(numpy_of(layer(x)), expected, rtol=1e-4, atol=1e-4)
     # Scaling or shifting a filter's kernel changes nothing: only its standardised shape counts.
     layer.kernel.assign(kernel * 5.0 + 1.0)
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(numpy_of(layer(x)), expected, rtol=1e-3, atol=1e-3)
 
 
 def test_group_norm_matches_numpy_over_32_groups():
@@ -48,7 +49,7 @@ def test_group_norm_matches_numpy_over_32_groups():
     mean = grouped.mean(axis=(1, 2, 4), keepdims=True)
     variance = grouped.var(axis=(1, 2, 4), keepdims=True)
     expected = ((grouped - mean) / np.sqrt(variance + 1e-5)).reshape(x.shape)
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(numpy_of(layer(x)), expected, rtol=1e-4, atol=1e-4)
 
 
 def bit_parameters(blocks, width, classes):
@@ -124,7 +125,7 @@ def test_the_hybrid_cuts_the_feature_map_into_one_token_per_position(preset, ima
 
 def test_hybrid_units_start_as_their_shortcut_and_bad_sizes_are_refused():
     model = vit_tf.build_vit("hybrid_test")
-    np.testing.assert_array_equal(np.asarray(model.get_layer("block1_unit1_gn3").gamma), 0.0)
+    np.testing.assert_array_equal(numpy_of(model.get_layer("block1_unit1_gn3").gamma), 0.0)
     with pytest.raises(ValueError, match="not divisible by the hybrid's 4 px per token"):
         vit_tf.build_vit("hybrid_test", image_size=30)
     with pytest.raises(ValueError, match="multiple of 32"):
@@ -142,4 +143,4 @@ def test_saved_models_load_back_and_predict_identically(tmp_path, build):
     images = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
+    np.testing.assert_array_equal(numpy_of(loaded(images)), numpy_of(model(images)))

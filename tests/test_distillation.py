@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import numpy_of
 
 from cnn_baseline import build_cnn
 from harness.training import distillation
@@ -54,13 +55,13 @@ def test_the_loss_round_trips_its_settings():
 def test_the_distillation_token_is_token_one_and_has_its_own_readout():
     tokens = keras.ops.convert_to_tensor(np.arange(2 * 3 * 4, dtype="float32").reshape(2, 3, 4))  # class + 2 patches
     layer = DistillationToken()
-    out = np.asarray(layer(tokens))
-    token = np.asarray(layer.distillation_token)[0, 0]
+    out = numpy_of(layer(tokens))
+    token = numpy_of(layer.distillation_token)[0, 0]
     assert out.shape == (2, 4, 4)
-    np.testing.assert_array_equal(out[:, 0], np.asarray(tokens)[:, 0])  # the class token stays first
+    np.testing.assert_array_equal(out[:, 0], numpy_of(tokens)[:, 0])  # the class token stays first
     np.testing.assert_array_equal(out[:, 1], np.broadcast_to(token, (2, 4)))
-    np.testing.assert_array_equal(out[:, 2:], np.asarray(tokens)[:, 1:])
-    np.testing.assert_array_equal(np.asarray(TokenPooling("distillation")(out)), out[:, 1])
+    np.testing.assert_array_equal(out[:, 2:], numpy_of(tokens)[:, 1:])
+    np.testing.assert_array_equal(numpy_of(TokenPooling("distillation")(out)), out[:, 1])
     assert 0 < np.abs(token).max() <= 2 * 0.02  # truncated normal, 2 standard deviations of 0.02
 
 
@@ -91,15 +92,15 @@ def test_the_saved_student_averages_its_two_heads_and_loads_back_exactly(tmp_pat
     model = randomised(build_vit("vit_test", num_classes=3, distillation=True))
     images = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     heads = keras.Model(model.input, [model.get_layer("head").output, model.get_layer("head_distillation").output])
-    class_logits, distillation_logits = (np.asarray(x, dtype=np.float64) for x in heads(images))
+    class_logits, distillation_logits = (numpy_of(x).astype(np.float64) for x in heads(images))
     assert not np.allclose(class_logits, distillation_logits)
-    output = np.asarray(model(images), dtype=np.float64)
+    output = numpy_of(model(images)).astype(np.float64)
     average = (np.exp(log_softmax(class_logits)) + np.exp(log_softmax(distillation_logits))) / 2
     np.testing.assert_allclose(np.exp(output), average, rtol=1e-5, atol=1e-7)
 
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
+    np.testing.assert_array_equal(numpy_of(loaded(images)), numpy_of(model(images)))
 
 
 def test_the_teacher_sees_the_augmented_images_and_stays_frozen_while_the_student_learns():
@@ -110,8 +111,8 @@ def test_the_teacher_sees_the_augmented_images_and_stays_frozen_while_the_studen
     images = np.random.default_rng(3).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
     labels = np.eye(3)[np.arange(16) % 3].astype("float32")
 
-    outputs = np.asarray(trainee(images, training=False))
-    np.testing.assert_allclose(outputs[:, 6:], np.asarray(teacher(images * 0.5, training=False)), rtol=1e-5, atol=1e-5)
+    outputs = numpy_of(trainee(images, training=False))
+    np.testing.assert_allclose(outputs[:, 6:], numpy_of(teacher(images * 0.5, training=False)), rtol=1e-5, atol=1e-5)
 
     teacher_weights = [np.array(w) for w in teacher.weights]  # BatchNorm's moving statistics included
     student_weights = [np.array(w) for w in student.trainable_weights]
@@ -120,8 +121,8 @@ def test_the_teacher_sees_the_augmented_images_and_stays_frozen_while_the_studen
     history = trainee.fit(images, labels, batch_size=8, epochs=3, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     for before, after in zip(teacher_weights, teacher.weights):
-        np.testing.assert_array_equal(before, np.asarray(after))
-    changed = [not np.array_equal(before, np.asarray(after)) for before, after in zip(student_weights,
+        np.testing.assert_array_equal(before, numpy_of(after))
+    changed = [not np.array_equal(before, numpy_of(after)) for before, after in zip(student_weights,
                                                                                       student.trainable_weights)]
     assert all(changed)
-    assert np.abs(np.asarray(student.get_layer("head_distillation").kernel)).max() > 0
+    assert np.abs(numpy_of(student.get_layer("head_distillation").kernel)).max() > 0

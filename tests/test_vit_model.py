@@ -122,9 +122,10 @@ def test_mixed_bfloat16_agrees_with_float32_on_a_fixed_batch():
     mixed.set_weights(weights)
     tokens, attention = vit_tf.encoder_outputs(mixed, images)
     logits = mixed(images)
-    assert all(w.dtype == "float32" for w in mixed.weights)  # variables stay float32
-    assert tokens.dtype == "bfloat16" and attention[0].dtype == "bfloat16"  # compute in bfloat16
-    assert logits.dtype == "float32"  # the head returns float32 logits
+    dtype = keras.backend.standardize_dtype  # a backend's dtype object as a name
+    assert all(dtype(w.dtype) == "float32" for w in mixed.weights)  # variables stay float32
+    assert dtype(tokens.dtype) == "bfloat16" and dtype(attention[0].dtype) == "bfloat16"  # compute in bfloat16
+    assert dtype(logits.dtype) == "float32"  # the head returns float32 logits
     assert mixed.get_layer("encoder_norm").dtype_policy.name == "mixed_bfloat16"
     np.testing.assert_allclose(ops.convert_to_numpy(logits), expected, atol=0.05 * np.abs(expected).max())
 

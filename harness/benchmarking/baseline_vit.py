@@ -75,8 +75,8 @@ class CpuAugmentedBatches(keras.utils.PyDataset):
 
 
 def baseline_training_data(split, num_classes, batch_size, seed):
-    """Shuffled batches augmented on the CPU: in tf.data where TensorFlow is installed, else in Python."""
-    if not inputs.tensorflow_available():
+    """Shuffled batches augmented on the CPU: in tf.data on the TensorFlow backend, else in Python."""
+    if not inputs.on_tensorflow_backend():
         return CpuAugmentedBatches(split, num_classes, batch_size, seed)
     import tensorflow as tf
 

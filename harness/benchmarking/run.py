@@ -18,7 +18,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     steps_needed = max(warmup_steps, steps)
     split = random_split(batch_size * steps_needed, image_size, num_classes)
     eval_split = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
-    source = "tf.data" if inputs.tensorflow_available() else "PyDataset"
+    source = "tf.data" if inputs.on_tensorflow_backend() else "PyDataset"
     if kind == "baseline":
         return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps,
                              steps, source)

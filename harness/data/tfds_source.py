@@ -2,6 +2,7 @@
 
 import socket
 
+from harness.backend import chosen_backend
 from harness.data.dataset import ImageDataset, Split
 from harness.data.images import resize_images
 from harness.errors import UserError
@@ -18,6 +19,11 @@ def _offline_error(name, reason):
 
 
 def load_tfds(name, image_size):
+    backend = chosen_backend()
+    if backend != "tensorflow":  # TFDS imports TensorFlow, which the other backends never load
+        raise UserError(f"--dataset {name} downloads through TensorFlow Datasets, which needs the TensorFlow "
+                        f"backend; on KERAS_BACKEND={backend}, pass the CIFAR python batches or an image folder "
+                        "with --data-dir DIR")
     import tensorflow_datasets as tfds  # imported here: only this source needs TensorFlow
 
     builder = tfds.builder(name)

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import tempfile
 
+import keras
 import numpy as np
 
 import vit_tf
@@ -91,7 +92,8 @@ def evidence_maps(result, indices):
     images = result.test.images[indices].astype("float32")
     if result.is_vit:
         _, attention = vit_tf.encoder_outputs(result.model, images)
-        rollout = analysis.attention_rollout([np.asarray(a) for a in attention], vit_tf.prefix_tokens(result.model))
+        attention = [keras.ops.convert_to_numpy(a) for a in attention]
+        rollout = analysis.attention_rollout(attention, vit_tf.prefix_tokens(result.model))
         grid = int(round(np.sqrt(rollout.shape[1])))
         maps = rollout.reshape(-1, grid, grid)
         return maps / maps.max(axis=(1, 2), keepdims=True), "attention rollout"
@@ -230,7 +232,7 @@ def _vit_figures(result, out):
     side, size = pixels_per_token({**DEFAULT_OPTIONS, **config}), config["image_size"]
     grid = size // side
     _, attention = vit_tf.encoder_outputs(model, result.test.images[:ATTENTION_IMAGES].astype("float32"))
-    distances = analysis.mean_attention_distance([np.asarray(a) for a in attention], grid, side,
+    distances = analysis.mean_attention_distance([keras.ops.convert_to_numpy(a) for a in attention], grid, side,
                                                  vit_tf.prefix_tokens(model))
     figures = {} if hybrid else {
         f"{result.label}: the input as patches": (model_plots.plot_patches(

@@ -46,8 +46,8 @@ class TrainingBatches(keras.utils.PyDataset):
         self.order = epoch_order(len(self.split), self.batch_size, self.seed, epoch)
         self.mixer = build_mixing(self.mixing, self.mixing_alpha, seed=epoch_seed(self.seed, epoch))
 
-    def __len__(self):
-        return len(self.order) // self.batch_size
+    def __len__(self):  # the order holds whole batches, or all the images when they are fewer than one batch
+        return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, index):
         images, labels = model_inputs(self.split, self.order[index * self.batch_size : (index + 1) * self.batch_size],

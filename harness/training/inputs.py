@@ -1,23 +1,22 @@
-"""Training and evaluation batches: tf.data where TensorFlow is installed, plain Python otherwise."""
+"""Training and evaluation batches: tf.data on the TensorFlow backend, plain Python on the others.
 
-import functools
+The JAX and PyTorch backends never load TensorFlow: next to a CUDA PyTorch its LLVM clashes with
+Triton's and kills the process on import.
+"""
+
+import keras
 
 from harness.training import array_pipeline
 
 
-@functools.cache
-def tensorflow_available():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def on_tensorflow_backend():
+    return keras.backend.backend() == "tensorflow"
 
 
 def training_batches(split, num_classes, batch_size, epochs, seed, mixing="none", mixing_alpha=1.0,
                      deterministic=True):
     """Batches for `epochs` (a range): shuffled per (seed, epoch), full, optionally mixed."""
-    if tensorflow_available():
+    if on_tensorflow_backend():
         from harness.training import tf_pipeline as pipeline
 
         return pipeline.make_training_dataset(split, num_classes, batch_size, epochs, seed, mixing, mixing_alpha,
@@ -27,7 +26,7 @@ def training_batches(split, num_classes, batch_size, epochs, seed, mixing="none"
 
 def evaluation_batches(split, num_classes, batch_size):
     """Batches in order, the last one possibly smaller."""
-    if tensorflow_available():
+    if on_tensorflow_backend():
         from harness.training import tf_pipeline as pipeline
 
         return pipeline.make_dataset(split, num_classes, batch_size)

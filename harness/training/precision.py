@@ -4,7 +4,7 @@ import sys
 
 import keras
 
-from harness.backend import native_stderr_silenced
+from harness.backend import native_noise_filtered
 from harness.training.config import PRECISIONS
 
 
@@ -14,7 +14,7 @@ def gpu_compute_capability():
     if backend == "tensorflow":
         import tensorflow as tf
 
-        with native_stderr_silenced():  # a machine without CUDA logs a cuInit error here
+        with native_noise_filtered("asking TensorFlow for GPUs"):  # without CUDA, it logs a cuInit error
             gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
