@@ -3,11 +3,13 @@
     python evaluate.py runs/RUN                    # writes runs/RUN/eval/: metrics, confusion matrix, mistakes
     python evaluate.py runs/RUN --data-dir DIR     # on other data with the same classes
     python evaluate.py runs/RUN --image cat.jpg    # top-k classes of your own images (any size/format)
+    python evaluate.py runs/RUN --export DIR --format onnx   # for serving: DIR/model.onnx (or saved_model/)
 """
 
 from harness import backend
 from harness.cli import MAX_BATCH, OneLineErrorParser, positive, text
-from harness.errors import cli_main
+from harness.errors import UserError, cli_main
+from harness.reporting.export import FORMATS, check_export
 from harness.training.run_dir import open_finished_run
 
 
@@ -19,14 +21,40 @@ def build_parser():
     parser.add_argument("--image", nargs="+", type=text, metavar="PATH", help="classify these images instead")
     parser.add_argument("--top-k", type=positive(int, 1000), default=3, help="classes to show per image with --image (default: 3)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch (default: 256)")
+    parser.add_argument("--export", type=text, metavar="DIR",
+                        help="instead of evaluating, export the model into this new folder for serving, with "
+                             "export.json (input, classes, check); checked to give model.keras's logits")
+    parser.add_argument("--format", choices=sorted(FORMATS), help="with --export: onnx (DIR/model.onnx, the default; "
+                        "ONNX Runtime) or saved_model (DIR/saved_model/, TensorFlow Serving)")
     return parser
+
+
+def check_export_options(args):
+    if args.format and not args.export:
+        raise UserError("--format goes with --export DIR")
+    if args.export:
+        args.format = args.format or "onnx"
+        if args.image or args.dataset or args.data_dir:
+            raise UserError("--export exports the model; drop --image, --dataset and --data-dir")
+        check_export(args.export, args.format)
 
 
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
     open_finished_run(args.run_dir)  # a folder that is no finished run answers before Keras loads
+    check_export_options(args)
     backend.start()
+    if args.export:
+        from harness.reporting.export import export_run
+
+        summary = export_run(args.run_dir, args.export, args.format)
+        print(f"exported to {args.export}/{summary['file']} ({args.format}): input float32 RGB in [0, 255] of shape "
+              f"(batch, {summary['input']['shape'][1]}, {summary['input']['shape'][2]}, 3), output "
+              f"{summary['output']['shape'][1]} logits; the same logits as model.keras on {summary['check']['images']} "
+              f"images (max difference {summary['check']['max_abs_logit_difference']:.1e}); classes and settings in "
+              f"{args.export}/export.json")
+        return
     from harness.reporting.evaluate_run import classify_images, evaluate_run
 
     if args.image:

@@ -53,7 +53,7 @@ def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset)
 
 
 def test_training_runs_on_the_jax_backend(image_folder, tmp_path):
-    """tf.data feeds the JAX backend too, augmentation included."""
+    """The TensorFlow-free batches feed the JAX backend, augmentation included."""
     pytest.importorskip("jax")
     result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 1, "--batch-size", 4,
                        "--run-dir", tmp_path / "run", backend="jax")

@@ -1,0 +1,110 @@
+"""Exporting a finished run for serving, with Keras' own `model.export`: a TensorFlow SavedModel or an ONNX
+file, checked to give the .keras model's logits before it is handed over.
+
+Both formats go through TensorFlow (ONNX through tf2onnx), so exporting needs the TensorFlow backend;
+the .keras file itself is the same on every backend.
+"""
+
+import importlib.util
+import os
+import pathlib
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+
+from harness.backend import chosen_backend
+from harness.errors import UserError
+from harness.training.run_dir import check_writable, load_model, open_finished_run, write_json
+
+# --format -> (Keras' name for it, what it needs installed, the file or folder written inside the export folder)
+FORMATS = {"saved_model": ("tf_saved_model", ("tensorflow",), "saved_model"),
+           "onnx": ("onnx", ("tf2onnx", "onnxruntime"), "model.onnx")}
+CHECK_IMAGES = 8  # images the exported model must agree on with model.keras
+TOLERANCE = 1e-4  # of the largest logit: float32 round-off between graph optimisers, nothing more
+
+
+def check_export(folder, export_format):
+    """One line, before Keras loads, if the export cannot happen: backend, packages, or folder."""
+    backend = chosen_backend()
+    if backend != "tensorflow":
+        raise UserError(f"--export goes through TensorFlow, and KERAS_BACKEND={backend} never loads it; run "
+                        "evaluate.py with KERAS_BACKEND=tensorflow (model.keras is the same on every backend)")
+    missing = [name for name in FORMATS[export_format][1] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"--format {export_format} needs {', '.join(missing)}: pip install -r requirements.txt")
+    path = pathlib.Path(folder)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"--export {folder} already exists and is not an empty folder; choose a new one")
+    check_writable(path, "--export folder")
+
+
+def export_run(run_dir, folder, export_format):
+    """Writes FOLDER/model.onnx or FOLDER/saved_model/ and FOLDER/export.json; returns export.json's content.
+
+    The files appear together at the end: a failed export leaves no folder that looks finished.
+    """
+    import keras  # here: evaluate.py checks its options with this module before Keras loads
+
+    from harness.training.manifest import library_versions
+
+    run, config = open_finished_run(run_dir)
+    model = load_model(run)
+    size = config["image_size"]
+    images = np.random.default_rng(0).uniform(0, 255, (CHECK_IMAGES, size, size, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(images))  # also marks the model as called, which export needs
+    keras_format, _, artifact = FORMATS[export_format]
+
+    target = pathlib.Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with warnings.catch_warnings():  # tf2onnx's deprecation notices about numpy
+            warnings.simplefilter("ignore")
+            model.export(str(staging / artifact), format=keras_format, verbose=False)
+        exported = _run_exported(staging / artifact, export_format, images)
+        difference = float(np.abs(exported - expected).max())
+        if not difference <= TOLERANCE * max(1.0, float(np.abs(expected).max())):
+            raise UserError(f"the exported model's logits differ from model.keras's by {difference:.3g}; "
+                            "nothing was written. Please report this with the run's manifest.json")
+        summary = {
+            "format": export_format, "file": artifact, "run": str(run.path), "model": config["model"],
+            "preset": config["preset"],
+            "input": {"name": "images", "shape": [None, size, size, 3], "dtype": "float32",
+                      "pixels": "RGB in [0, 255]; the model rescales them itself"},
+            "output": {"name": "logits", "shape": [None, len(config["class_names"])],
+                       "meaning": "logits; softmax gives class probabilities"},
+            "class_names": config["class_names"],
+            "check": {"images": CHECK_IMAGES, "max_abs_logit_difference": difference},
+            "versions": {**library_versions(), **_exporter_versions(export_format)},
+        }
+        write_json(staging / "export.json", summary)
+        if target.exists():
+            target.rmdir()  # checked empty before
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _run_exported(path, export_format, images):
+    """The exported model's logits, run by its own runtime (ONNX Runtime, or TensorFlow's SavedModel loader)."""
+    if export_format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: images})[0]
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # held: its functions need its variables alive
+    return loaded.serve(images).numpy()
+
+
+def _exporter_versions(export_format):
+    if export_format != "onnx":
+        return {}
+    import onnxruntime
+    import tf2onnx
+
+    return {"tf2onnx": tf2onnx.__version__, "onnxruntime": onnxruntime.__version__}

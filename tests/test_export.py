@@ -1,0 +1,66 @@
+"""evaluate.py RUN --export: the exported SavedModel or ONNX file gives the .keras model's logits, run by
+its own runtime (TensorFlow's SavedModel loader, ONNX Runtime) in this process."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import write_image_folder
+from test_cli import run_train
+from test_user_errors import one_line_error, run
+
+from harness.data import load_dataset
+from harness.training.run_dir import load_model, open_finished_run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("exporting goes through TensorFlow")
+    root = tmp_path_factory.mktemp("export")
+    folder = write_image_folder(root / "images", per_class=(6, 4))
+    result = run_train("--preset", "vit_test", "--data-dir", folder, "--epochs", 1, "--batch-size", 4,
+                       "--run-dir", root / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return root / "run", folder
+
+
+def exported_logits(folder, export_format, images):
+    if export_format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == ["images"]
+        return session.run(None, {"images": images})[0]
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(folder / "saved_model"))
+    return loaded.signatures["serving_default"](images=tf.constant(images))["output_0"].numpy()
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "saved_model"])
+def test_the_exported_model_gives_the_keras_models_logits(finished_run, tmp_path, export_format):
+    run_dir, images_folder = finished_run
+    result = run("evaluate.py", run_dir, "--export", tmp_path / "export", "--format", export_format)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the same logits as model.keras" in result.stdout
+    test_images = load_dataset(data_dir=images_folder).test.images.astype("float32")  # real images, 12 of them
+    expected = keras.ops.convert_to_numpy(load_model(open_finished_run(run_dir)[0])(test_images))
+    np.testing.assert_allclose(exported_logits(tmp_path / "export", export_format, test_images), expected,
+                               rtol=1e-5, atol=1e-5)
+    assert np.abs(expected).max() > 1e-3  # not a model that outputs zeros whatever it sees
+    summary = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert summary["class_names"] == ["cat", "dog", "frog"] and summary["input"]["shape"] == [None, 32, 32, 3]
+    assert summary["check"]["max_abs_logit_difference"] < 1e-4
+
+
+def test_export_refusals_are_one_line(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    assert "already exists and is not an empty folder" in one_line_error(
+        run("evaluate.py", run_dir, "--export", tmp_path / "taken"))
+    assert "--format goes with --export" in one_line_error(run("evaluate.py", run_dir, "--format", "onnx"))
+    line = one_line_error(run("evaluate.py", run_dir, "--export", tmp_path / "e", env={"KERAS_BACKEND": "jax"}))
+    assert "KERAS_BACKEND=tensorflow" in line and not (tmp_path / "e").exists()
