@@ -30,6 +30,21 @@ def losses(run_dir):
         return [{k: row[k] for k in LOSS_COLUMNS} for row in csv.DictReader(file)]
 
 
+def tensorboard_scalars(run_dir):
+    """{(part, tag): [(step, value), ...]} in the order written, from every event file, duplicates kept."""
+    import tensorflow as tf
+
+    scalars = {}
+    for part in ("train", "validation"):
+        for events in sorted((run_dir / "tensorboard" / part).glob("events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(str(events)):
+                for value in event.summary.value:
+                    if value.tag.startswith("epoch_"):
+                        scalars.setdefault((part, value.tag), []).append(
+                            (event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars
+
+
 def kill_after_first_checkpoint(run_dir, *train_arguments):
     """Starts train.py, SIGKILLs it half a second into its second epoch; returns the epochs it had finished."""
     command = [sys.executable, str(REPO / "train.py"), *map(str, train_arguments)]
@@ -89,6 +104,18 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     assert resumed_after in (finished_before_kill - 1, finished_before_kill)
     again = run_train("--resume", killed)
     assert again.returncode == 2 and "holds a finished run" in again.stderr
+
+    # TensorBoard: the resumed run's curves continue, each epoch written once, as the uninterrupted run's.
+    curves, expected = tensorboard_scalars(killed), tensorboard_scalars(reference)
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_images_per_second"} <= {t for _, t in curves}
+    assert len(list((killed / "tensorboard" / "train").glob("events.*"))) == 2  # one file per process
+    epochs = list(range(len(losses(killed))))  # Keras counts epochs from 0; patience may stop before 4
+    for key, points in curves.items():
+        assert [step for step, _ in points] == epochs, key
+        if "images_per_second" not in key[1]:
+            assert [v for _, v in points] == pytest.approx([v for _, v in expected[key]], rel=1e-6), key
+    history_losses = [float(row["loss"]) for row in losses(killed)]
+    assert [v for _, v in curves[("train", "epoch_loss")]] == pytest.approx(history_losses, abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
         }
         self.run.append_history(row)
+        self.last_row = row
         self.run.save_checkpoint(self.model, epoch + 1)
         self.last_epoch = epoch + 1
         previous = self.best
@@ -109,6 +110,37 @@ class EpochRecorder(keras.callbacks.Callback):
             return None
         seconds = self.train_seconds[1:] or self.train_seconds
         return self.train_images / statistics.median(seconds)
+
+
+class TensorBoardLogger(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, per epoch, into RUN/tensorboard/{train,validation}.
+
+    It writes an epoch only once the recorder has saved it, and flushes it to disk at once, so a run
+    resumed after a crash continues the curves with no step written twice. It adds the epoch's
+    img/s; Keras adds the learning rate. TensorBoard's writer is TensorFlow's, so this runs on the
+    TensorFlow backend only.
+    """
+
+    def __init__(self, run, recorder):
+        super().__init__(log_dir=str(run.tensorboard_path), write_graph=True, update_freq="epoch")
+        self.recorder = recorder
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.recorder.last_epoch != epoch + 1:  # not saved (the loss became NaN): not logged either
+            return
+        super().on_epoch_end(epoch, {**(logs or {}), "images_per_second": self.recorder.last_row["images_per_second"]})
+        for writer in (self._train_writer, self._val_writer):  # Keras flushes only at the end of training
+            writer.flush()
+
+    def on_test_end(self, logs=None):
+        # Keras would also write the validation metrics against optimizer steps here, before the epoch is
+        # saved: a crash, then resume, would write those steps twice. The per-epoch curves carry them.
+        self._pop_writer()
+
+
+def tensorboard_logger(run, recorder):
+    """[TensorBoardLogger] on the TensorFlow backend, else [] (TensorBoard's writer needs TensorFlow)."""
+    return [TensorBoardLogger(run, recorder)] if keras.backend.backend() == "tensorflow" else []
 
 
 def augmentation_reseeder(trainee, seed):

@@ -55,6 +55,7 @@ class RunDirectory:
         self.manifest_path = self.path / "manifest.json"
         self.checkpoint_path = self.path / "checkpoint.weights.h5"
         self.best_path = self.path / "best.weights.h5"
+        self.tensorboard_path = self.path / "tensorboard"  # TensorBoard's event files, train/ and validation/
         self.saved_epochs = 0  # epochs the checkpoint holds, as this process knows it
 
     @property
@@ -77,7 +78,7 @@ class RunDirectory:
                 raise UserError(
                     f"run directory {self.path} already holds a run; choose another --run-dir or pass --overwrite"
                 )
-            others = sorted(p.name for p in self.path.iterdir() if p not in self.run_files)
+            others = sorted(p.name for p in self.path.iterdir() if p not in (*self.run_files, self.tensorboard_path))
             if others:
                 raise UserError(f"run directory {self.path} holds other files ({', '.join(others[:3])}); "
                                 "choose a new or empty --run-dir")
@@ -89,7 +90,8 @@ class RunDirectory:
         run.check_available(overwrite)
         for old in run.run_files:
             old.unlink(missing_ok=True)
-        shutil.rmtree(run.path / "eval", ignore_errors=True)
+        for folder in (run.path / "eval", run.tensorboard_path):
+            shutil.rmtree(folder, ignore_errors=True)
         run.path.mkdir(parents=True, exist_ok=True)
         return run
 

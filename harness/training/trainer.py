@@ -17,7 +17,7 @@ from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import distillation, inputs, preflight
 from harness.training.augment import build_augmentation, with_augmentation
-from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder
+from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder, tensorboard_logger
 from harness.training.config import TrainConfig, model_overrides, resolve
 from harness.training.manifest import build_manifest
 from harness.training.optimizer import build_optimizer
@@ -207,7 +207,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
             epochs=config.epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[guard, recorder, *augmentation_reseeder(trainee, config.seed)],
+            callbacks=[guard, recorder, *tensorboard_logger(run, recorder), *augmentation_reseeder(trainee, config.seed)],
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
