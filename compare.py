@@ -88,7 +88,8 @@ def main(argv=None):
             train(config)
             evaluate_run(config.run_dir)
         report = write_report([config.run_dir for config in configs.values()], out / "report")
-    print(f"report: {report}")
+    print(f"report: {report}; to hand in: {report.with_suffix('.html')} (one file, figures inside) or "
+          f"{report.with_suffix('.pdf')}")
 
 
 if __name__ == "__main__":

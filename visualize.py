@@ -1,4 +1,4 @@
-"""Compare training runs (typically a ViT and a CNN) in figures and a Markdown report.
+"""Compare training runs (typically a ViT and a CNN) in figures and a report: report.md, report.html, report.pdf.
 
     python visualize.py runs/VIT_RUN runs/CNN_RUN --out reports/comparison
     python visualize.py runs/VIT_RUN runs/CNN_RUN --sweep sweeps/smoke-cifar10_sample --out reports/all
@@ -13,7 +13,7 @@ def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="*", type=text, metavar="RUN_DIR", help="run directories written by train.py")
     parser.add_argument("--sweep", type=text, metavar="DIR", help="add the data-scaling figure of a scaling.py sweep")
-    parser.add_argument("--out", required=True, type=text, help="folder for the PNG figures and report.md")
+    parser.add_argument("--out", required=True, type=text, help="folder for the PNG figures and the report (.md, .html to hand in, .pdf)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch")
     return parser
 
@@ -34,7 +34,8 @@ def main(argv=None):
     from harness.reporting.report import write_report
 
     report = write_report(args.run_dirs, args.out, args.batch_size, sweep=args.sweep)
-    print(f"report: {report} (figures beside it)")
+    print(f"report: {report} (figures beside it); to hand in: {report.with_suffix('.html')} (one file, figures "
+          f"inside) or {report.with_suffix('.pdf')}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """visualize.py: the paper's analyses against hand computations, every figure, and report.md."""
 
+import base64
+import html.parser
 import json
 import subprocess
 import sys
@@ -164,3 +166,45 @@ def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
     assert not any(name.startswith("hybrid_hybrid_test_patches") for name in figures)
     for name in figures:
         assert (out / "report" / name).stat().st_size > 5_000
+    assert "## Run settings" in text and "## Provenance" in text
+    assert next(line for line in text.splitlines() if line.startswith("| backend |")).count("tensorflow") == 4
+    check_handin_documents(out / "report", figures)
+
+
+class PageParts(html.parser.HTMLParser):
+    """The images, tables, headings and outside references of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.tables, self.headings, self.references = [], 0, [], []
+        self._in_heading = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        self.tables += tag == "table"
+        self._in_heading = tag in ("h1", "h2")
+        self.references += [attrs[key] for key in ("href", "src") if key in attrs and tag != "img"]
+
+    def handle_data(self, data):
+        if self._in_heading:
+            self.headings.append(data)
+            self._in_heading = False
+
+
+def check_handin_documents(folder, figures):
+    """report.html: every figure of report.md embedded byte for byte, the tables, nothing fetched from
+    elsewhere; report.pdf: a PDF with every figure in it."""
+    page = PageParts()
+    page.feed((folder / "report.html").read_text())
+    assert len(page.images) == len(figures) and not page.references
+    for src, name in zip(page.images, figures):
+        prefix, _, encoded = src.partition(",")
+        assert prefix == "data:image/png;base64" and base64.b64decode(encoded) == (folder / name).read_bytes()
+    separators = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("|---")]
+    assert page.tables == len(separators) >= 4  # runs, confused pairs, settings, provenance
+    assert {"Run settings", "Provenance", "Training curves"} <= set(page.headings)
+    pdf = (folder / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert pdf.count(b"/Subtype /Image") >= len(set(figures)) and pdf.count(b"/Type /Page\n") >= 5

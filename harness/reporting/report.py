@@ -1,6 +1,7 @@
 """visualize.py's work: compare any number of runs in figures and a report.md that embeds them."""
 
 import dataclasses
+import json
 import os
 import pathlib
 import shutil
@@ -12,7 +13,7 @@ import numpy as np
 import vit_tf
 from harness import data
 from harness.models import MODEL_FAMILIES
-from harness.reporting import analysis, compare_plots, model_plots, plots, scaling
+from harness.reporting import analysis, compare_plots, handin, model_plots, plots, scaling
 from harness.reporting.evaluate_run import predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
@@ -34,6 +35,7 @@ class RunResult:
     probabilities: np.ndarray
     history: dict
     summary: dict
+    manifest: dict  # manifest.json: command, commit, device, versions ({} for runs without one)
 
     @property
     def predictions(self):
@@ -76,7 +78,8 @@ def load_run_result(run_dir, label, batch_size=256):
         "dataset": dataset.name,
         "epochs": config["epochs"],
     }
-    return RunResult(label, config, model, dataset.test, probabilities, read_history(run), summary)
+    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    return RunResult(label, config, model, dataset.test, probabilities, read_history(run), summary, manifest)
 
 
 def most_confused_pairs(counts, class_names, top=5):
@@ -107,8 +110,9 @@ def _same_test_set(results):
 
 
 def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
-    """Writes the comparison figures and out_dir/report.md; returns the report's path. With `sweep` (a
-    folder scaling.py wrote), the data-scaling figure and table join the report (alone, without runs).
+    """Writes the comparison figures, out_dir/report.md and the same as report.html (self-contained) and
+    report.pdf; returns report.md's path. With `sweep` (a folder scaling.py wrote), the data-scaling
+    figure and table join the report (alone, without runs).
 
     Everything is written into a hidden staging folder first and moved into `out_dir` at the end,
     so a failure never leaves a half-written report.
@@ -123,6 +127,7 @@ def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
             _write_figures_and_report(run_dirs, labels, staging, batch_size)
         if rows:
             _add_scaling(rows, staging, sweep)
+        handin.write_documents(staging / "report.md")
         out.mkdir(exist_ok=True)
         for path in staging.iterdir():
             os.replace(path, out / path.name)
@@ -274,6 +279,39 @@ def _markdown(results, figures, counts, class_names, shared_test):
         lines.append(f"| {r.label} | {pairs or 'none'} |")
     if not shared_test:
         lines += ["", "The runs used different test sets, so there is no disagreement gallery."]
+    lines += _settings_tables(results)
     for title, (file_name, caption) in figures.items():
         lines += ["", f"## {title}", "", caption, "", f"![{title}]({file_name})"]
     return "\n".join(lines) + "\n"
+
+
+# config.json key -> the row's name in the settings table
+SETTINGS = {"model": "model", "preset": "preset", "recipe": "recipe", "image_size": "image size", "epochs": "epochs",
+            "batch_size": "batch size", "optimizer": "optimizer", "learning_rate": "learning rate",
+            "weight_decay": "weight decay", "warmup_epochs": "warm-up epochs", "label_smoothing": "label smoothing",
+            "augmentation": "augmentation", "mixing": "mixing", "drop_path_rate": "drop path",
+            "resolved_precision": "precision", "seed": "seed"}
+
+
+def _settings_tables(results):
+    """The runs' settings (config.json) and provenance (manifest.json), one column per run."""
+    header = ["", f"| | {' | '.join(r.label for r in results)} |", "|---" * (len(results) + 1) + "|"]
+    cell = lambda value: "—" if value is None else str(value).replace("|", "/")  # noqa: E731
+    lines = ["", "## Run settings", "", "From each run's config.json.", *header]
+    for key, name in SETTINGS.items():
+        lines.append(f"| {name} | {' | '.join(cell(r.config.get(key)) for r in results)} |")
+    pretrained = [(r.config.get("pretrained_checkpoint") or {}).get("file") for r in results]
+    if any(pretrained):
+        lines.append(f"| pretrained | {' | '.join(cell(p) for p in pretrained)} |")
+    lines += ["", "## Provenance", "", "From each run's manifest.json: what produced it.", *header]
+    provenance = {
+        "command": lambda m: " ".join(m.get("command", [])) or None,
+        "git commit": lambda m: (m.get("git_commit") or "")[:12] or None,
+        "backend": lambda m: m.get("backend"),
+        "device": lambda m: m.get("device"),
+        "versions": lambda m: ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()) or None,
+        "data sha256": lambda m: (m.get("dataset") or {}).get("sha256", "")[:16] or None,
+    }
+    for name, read in provenance.items():
+        lines.append(f"| {name} | {' | '.join(cell(read(r.manifest)) for r in results)} |")
+    return lines
