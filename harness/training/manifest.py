@@ -43,7 +43,7 @@ def library_versions():
 
 def build_manifest(config, dataset, precision, device):
     return {
-        "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "command": ["(a notebook)"] if "ipykernel" in sys.argv[0] else [os.path.basename(sys.argv[0]), *sys.argv[1:]],
         "config": config,
         "seed": config["seed"],
         "backend": keras.backend.backend(),
