@@ -16,7 +16,7 @@ import tempfile
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
 from harness.benchmarking.variants import parse_variant
-from harness.cli import MAX_BATCH, MAX_STEPS, OneLineErrorParser, fraction, positive, text
+from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
 from harness.training.config import JIT_COMPILE, PRECISIONS
 from harness.training.run_dir import check_writable, open_finished_run
@@ -27,7 +27,8 @@ COLUMNS = [  # (heading, key, format)
     ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("train img/s", "train_images_per_second", "{:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
-    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("input pipeline", "input_pipeline", "{}"),
+    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("devices", "devices", "{}"),
+    ("input pipeline", "input_pipeline", "{}"),
 ]
 
 
@@ -49,14 +50,17 @@ def speed_rows(args):
     variants = list(args.model or (QUICK["models"] if args.quick else ["vit:vit_cifar_tiny"]))
     if args.side_by_side or args.quick:
         variants += ["baseline:" + text.partition(":")[2] for text in variants if text.partition(":")[0] == "vit"]
+    # With --devices N, each of our models once on one device and once on N, for the scaling efficiency.
+    measurements = [(variant, count) for variant in variants
+                    for count in ([1] if args.devices == 1 or variant.startswith("baseline:") else [1, args.devices])]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for variant in variants:
-            print(f"measuring {variant} ...", flush=True)
+        for variant, count in measurements:
+            print(f"measuring {variant}{f' on {count} devices' if count > 1 else ''} ...", flush=True)
             out = pathlib.Path(scratch) / "row.json"
             measured = subprocess.run([
                 sys.executable, "-m", "harness.benchmarking.one", variant, str(settings["batch_size"]), args.precision,
-                args.jit_compile, str(settings["warmup_steps"]), str(settings["steps"]), str(out),
+                args.jit_compile, str(settings["warmup_steps"]), str(settings["steps"]), str(out), str(count),
             ], cwd=pathlib.Path(__file__).resolve().parent)
             if measured.returncode != 0:  # its one-line error is already on stderr
                 sys.exit(measured.returncode)
@@ -64,12 +68,16 @@ def speed_rows(args):
     environment = rows[0].pop("environment")
     for row in rows[1:]:
         row.pop("environment")
-    speedups = {}
+    speedups, efficiency = {}, {}
     for row in rows:
-        if row["name"].startswith("baseline:"):
+        if row["devices"] > 1:  # img/s on N devices / (N x img/s on one): 1.0 is perfect scaling
+            single = next(r for r in rows if r["name"] == row["name"] and r["devices"] == 1)
+            efficiency[row["name"]] = round(row["train_images_per_second"] /
+                                            (row["devices"] * single["train_images_per_second"]), 3)
+        elif row["name"].startswith("baseline:"):
             ours = next(r for r in rows if r["name"] == "vit:" + row["name"].split(":", 1)[1])
             speedups[ours["name"]] = round(ours["train_images_per_second"] / row["train_images_per_second"], 2)
-    return rows, speedups, settings, environment
+    return rows, speedups, efficiency, settings, environment
 
 
 def build_parser():
@@ -86,6 +94,9 @@ def build_parser():
     parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
+    parser.add_argument("--devices", type=positive(int, MAX_DEVICES), default=1,
+                        help="also time our models data-parallel on N devices (as train.py --devices; the batch is "
+                        "global) and print the scaling efficiency, img/s on N / (N x img/s on one) (default: 1)")
     parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR", help="report time-to-accuracy of finished runs instead")
     parser.add_argument("--target", type=fraction, default=0.9, help="validation accuracy for --runs (default: 0.9)")
     parser.add_argument("--out", type=text, help="JSON file to write (default: benchmarks/benchmark-<time>.json)")
@@ -124,13 +135,17 @@ def main(argv=None):
             print(f"{group['model']} on {group['dataset']}, {group['epochs']} epochs, {group['runs']} run(s): "
                   f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, {group['train_seconds_mean']:.0f} s training")
     else:
-        rows, speedups, settings, env = speed_rows(args)
+        rows, speedups, efficiency, settings, env = speed_rows(args)
         result["environment"] = {**env, "command": " ".join(sys.argv)}
         print(f"\n{env['device']} | backend {env['backend']} | " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print_table(rows, COLUMNS)
         for name, speedup in speedups.items():
             print(f"{name} trains {speedup:.2f}x as fast as the straightforward baseline ViT of its size")
-        result.update(settings=settings, results=rows, speedup_over_baseline=speedups)
+        for name, share in efficiency.items():
+            print(f"{name} on {args.devices} devices: scaling efficiency {share:.0%} (img/s on {args.devices} "
+                  f"devices / ({args.devices} x img/s on one), the same global batch)")
+        result.update(settings={**settings, "devices": args.devices}, results=rows, speedup_over_baseline=speedups,
+                      scaling_efficiency=efficiency)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -14,14 +14,17 @@
 """
 
 import argparse
+import dataclasses
+import shutil
+import tempfile
 
-from harness import backend
 from harness.cli import (
     MAX_BATCH,
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
     MAX_STEPS,
     OneLineErrorParser,
+    device_count,
     fraction,
     non_negative,
     non_negative_int,
@@ -31,6 +34,7 @@ from harness.cli import (
 from harness.data import DATASETS, DEFAULT_DATASET
 from harness.errors import cli_main
 from harness.models import MODEL_FAMILIES
+from harness.training import devices
 from harness.training.config import (
     AUGMENTATIONS,
     DEFAULTS,
@@ -145,6 +149,17 @@ def build_parser():
                           help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU")
     training.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto",
                           help="XLA (TensorFlow) or jit (JAX) compilation; auto: on, except TensorFlow on a CPU")
+    training.add_argument("--devices", type=device_count, default="1",
+                          help="data-parallel training on N devices, or all: keras.distribution on JAX, "
+                          "tf.distribute.MirroredStrategy on TensorFlow. --batch-size stays the global batch, split "
+                          "evenly across them, so the learning rate needs no change; if you raise --batch-size, "
+                          "the linear rule (Goyal et al. 2017) raises --learning-rate by the same factor, which you "
+                          "pass yourself. Without a GPU, N virtual CPU devices (no faster) (default: 1)")
+    training.add_argument("--multi-host", action="store_true",
+                          help="JAX: join the other processes of a multi-host job (one per host, started by a "
+                          "scheduler such as SLURM's srun) with jax.distributed, and train on every device of the job")
+    training.add_argument("--dry-run", action="store_true",
+                          help="print the devices and mesh the run would train on, then stop")
 
     output = parser.add_argument_group("output")
     output.add_argument("--run-dir", type=text, help=f"where to write the run (default: {DEFAULT_RUNS_FOLDER}/<settings>-<time>)")
@@ -158,7 +173,8 @@ def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:
-        others = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k != "resume" and v != parser.get_default(k))
+        others = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                        if k not in ("resume", "multi_host", "dry_run") and v != parser.get_default(k))
         if others:
             parser.error(f"--resume uses the run's own settings; drop {', '.join(others)}")
     return args
@@ -169,20 +185,37 @@ def main(argv=None):
     args = parse_args(argv)
     # Everything that can be checked without Keras is checked first: mistakes answer in a second.
     if args.resume:
-        open_unfinished_run(args.resume)
+        _, config = open_unfinished_run(args.resume)
     else:
-        config = resolve(TrainConfig(**{k: v for k, v in vars(args).items() if k not in ("overwrite", "resume")}))
+        config = resolve(TrainConfig(**{k: v for k, v in vars(args).items()
+                                        if k not in ("overwrite", "resume", "multi_host", "dry_run")}))
         if config.run_dir:
             RunDirectory(config.run_dir).check_available(args.overwrite)
         else:
             check_writable(DEFAULT_RUNS_FOLDER)
-    backend.start()
+    # Keras, with virtual CPU devices where N are asked for without a GPU, and joined to a multi-host job.
+    devices.start(config.devices or "1", multi_host=args.multi_host)
+    if args.dry_run:
+        placement = devices.resolve_placement(config.devices or "1", config.batch_size, config.batch_size)
+        print(f"would train on {placement.describe()}; global batch {config.batch_size}")
+        return
     from harness.training.trainer import resume, train
 
-    if args.resume:
-        resume(args.resume)
-    else:
-        train(config, overwrite=args.overwrite)
+    scratch = None
+    if devices.process_index_and_count()[0] > 0:  # every process trains; only the first writes the run directory
+        scratch = tempfile.mkdtemp(prefix="vit-process-")
+        if args.resume:
+            args.resume = shutil.copytree(args.resume, scratch, dirs_exist_ok=True)
+        else:
+            config = dataclasses.replace(config, run_dir=scratch)
+    try:
+        if args.resume:
+            resume(args.resume)
+        else:
+            train(config, overwrite=args.overwrite)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
 MAX_IMAGE_SIZE = 4096
 MAX_STEPS = 1_000_000
+MAX_DEVICES = 4096
+
+
+def device_count(text):
+    """--devices: "all" or a whole number from 1, kept as text (config.json records what was asked)."""
+    value = text.strip().lower()
+    if value == "all" or (value.isdigit() and 1 <= int(value) <= MAX_DEVICES):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not 'all' or a number of devices from 1 to {MAX_DEVICES:,}")
 
 
 def non_negative(text):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -77,3 +78,18 @@ def test_bad_model_names_fail_in_one_line():
     result = run_benchmark("--model", "mlp:big")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown model kind 'mlp'")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_devices_measures_one_and_n_devices_and_the_scaling_efficiency(tmp_path, backend):
+    pytest.importorskip(backend)
+    out = tmp_path / "bench.json"
+    result = run_benchmark("--model", "vit:vit_test", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
+                           "--devices", 2, "--out", out, env={**os.environ, "KERAS_BACKEND": backend})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    one, two = report["results"]
+    assert (one["name"], one["devices"], two["name"], two["devices"]) == ("vit:vit_test", 1, "vit:vit_test", 2)
+    assert report["scaling_efficiency"]["vit:vit_test"] == pytest.approx(
+        two["train_images_per_second"] / (2 * one["train_images_per_second"]), rel=0.01)
+    assert "on 2 devices: scaling efficiency" in result.stdout

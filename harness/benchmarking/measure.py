@@ -40,6 +40,7 @@ class Measurement:
     accelerator_peak_mib: float | None
     host_peak_rss_mib: float
     input_pipeline: str  # where batches and their augmentation come from
+    devices: int = 1  # data-parallel devices the batch was split across
 
 
 def device_name():
@@ -125,7 +126,7 @@ def timed_predict(model, data):
 
 
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
-            input_pipeline, flops):
+            input_pipeline, flops, devices=1):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
@@ -135,7 +136,7 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
     timed_fit(trainee, train_data, warmup_steps)
     # Best of repeats: shared and virtual machines slow single runs down at random.
     train_seconds = min(timed_fit(trainee, train_data, steps) for _ in range(TRAIN_REPEATS))
-    eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size)
+    eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size, devices)
     eval_seconds = min(timed_predict(model, eval_data) for _ in range(EVAL_REPEATS))  # the first compiles
     train_rate = steps * batch_size / train_seconds
     peak = peak_flops(precision)
@@ -152,6 +153,7 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
         accelerator_peak_mib=accelerator_peak_mib(),
         host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         input_pipeline=input_pipeline,
+        devices=devices,
     )
 
 

@@ -7,12 +7,13 @@ from harness.benchmarking.measure import measure, random_split
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs
 from harness.training.config import TrainConfig, model_overrides
+from harness.training.devices import data_parallel, resolve_placement
 from harness.training.precision import resolve_precision
 from harness.training.trainer import training_model
 
 
-def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10):
-    """One row of the benchmark table, measured in this process."""
+def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10, devices="1"):
+    """One row of the benchmark table, measured in this process; ours on `devices` data-parallel devices."""
     family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
@@ -27,11 +28,14 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
                          jit_compile=jit_compile).with_recipe_defaults(family.default_preset)
     resolved_precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(resolved_precision)
-    model = family.build(preset, image_size=image_size, num_classes=num_classes, **model_overrides(config))
-    trainee = training_model(model, config, steps_per_epoch=steps_needed)
-    data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
-    return measure(f"{kind}:{preset}", model, trainee, data, eval_split, num_classes, batch_size, resolved_precision,
-                   warmup_steps, steps, f"{source}; augmentation in the model", family.flops_per_image(model))
+    placement = resolve_placement(devices, batch_size, batch_size)
+    with data_parallel(placement):
+        model = family.build(preset, image_size=image_size, num_classes=num_classes, **model_overrides(config))
+        trainee = training_model(model, config, steps_per_epoch=steps_needed)
+        data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
+        return measure(f"{kind}:{preset}", model, trainee, data, eval_split, num_classes, batch_size,
+                       resolved_precision, warmup_steps, steps, f"{source}; augmentation in the model",
+                       family.flops_per_image(model), placement.count)
 
 
 def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps, source):

@@ -17,27 +17,51 @@ def model_inputs(split, indices, num_classes):
     return split.images[indices].astype(np.float32), np.eye(num_classes, dtype=np.float32)[split.labels[indices]]
 
 
-class EvaluationBatches(keras.utils.PyDataset):
-    """Batches in order, the last one possibly smaller."""
+def process_share(arrays, shard):
+    """This process's consecutive slice of each array of a global batch, shard = (index, processes): in a
+    multi-host job, each process feeds its part and JAX assembles the global batch."""
+    index, count = shard
+    if count == 1:
+        return arrays
+    size = len(arrays[0]) // count
+    return tuple(array[index * size : (index + 1) * size] for array in arrays)
 
-    def __init__(self, split: Split, num_classes, batch_size):
+
+class EvaluationBatches(keras.utils.PyDataset):
+    """Batches in order, the last one possibly smaller.
+
+    With `multiple` > 1 (data parallelism on JAX, which splits every batch evenly across the devices),
+    a batch that does not split is padded with copies of its last image, weighted 0: the metrics
+    count only the real images.
+    """
+
+    def __init__(self, split: Split, num_classes, batch_size, multiple=1, shard=(0, 1)):
         super().__init__()
-        self.split, self.num_classes, self.batch_size = split, num_classes, batch_size
+        self.split, self.num_classes, self.batch_size, self.multiple = split, num_classes, batch_size, multiple
+        self.shard = shard
 
     def __len__(self):
         return -(-len(self.split) // self.batch_size)
 
     def __getitem__(self, index):
         indices = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.split)))
-        return model_inputs(self.split, indices, self.num_classes)
+        if self.multiple == 1:
+            return model_inputs(self.split, indices, self.num_classes)
+        padding = -len(indices) % self.multiple
+        weights = np.concatenate([np.ones(len(indices)), np.zeros(padding)]).astype(np.float32)
+        images, labels = model_inputs(self.split, np.concatenate([indices, np.full(padding, indices[-1])]),
+                                      self.num_classes)
+        return process_share((images, labels, weights), self.shard)
 
 
 class TrainingBatches(keras.utils.PyDataset):
     """Full batches, reshuffled (and mixed) each epoch from (seed, epoch), starting at `first_epoch`."""
 
-    def __init__(self, split: Split, num_classes, batch_size, first_epoch, seed, mixing="none", mixing_alpha=1.0):
+    def __init__(self, split: Split, num_classes, batch_size, first_epoch, seed, mixing="none", mixing_alpha=1.0,
+                 shard=(0, 1)):
         super().__init__()
         self.split, self.num_classes, self.batch_size, self.seed = split, num_classes, batch_size, seed
+        self.shard = shard
         self.mixing, self.mixing_alpha = mixing, mixing_alpha
         self._start_epoch(first_epoch)
 
@@ -55,7 +79,7 @@ class TrainingBatches(keras.utils.PyDataset):
         if self.mixer is not None:
             mixed = self.mixer({"images": images, "labels": labels})
             images, labels = (keras.ops.convert_to_numpy(mixed[key]) for key in ("images", "labels"))
-        return images, labels
+        return process_share((images, labels), self.shard)
 
     def on_epoch_end(self):
         self._start_epoch(self.epoch + 1)

@@ -82,6 +82,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto: mixed on a GPU, float32 on a CPU
     jit_compile: str = "auto"  # XLA (TensorFlow) / jit (JAX); auto: Keras' choice, on except TensorFlow on CPU
+    devices: str = "1"  # data parallelism: "all" or a number of devices; batch_size is the global batch
     run_dir: Optional[str] = None  # None: runs/<settings>-<timestamp>
 
     def with_recipe_defaults(self, default_preset):

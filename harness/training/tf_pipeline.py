@@ -2,6 +2,7 @@
 
 import functools
 
+import numpy as np
 import tensorflow as tf
 
 from harness.data import Split
@@ -14,12 +15,28 @@ def _to_model_inputs(images, labels, num_classes):
     return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
 
 
-def make_dataset(split: Split, num_classes, batch_size):
+def make_dataset(split: Split, num_classes, batch_size, multiple=1):
     """Evaluation batches in order, the last one possibly smaller. The arrays are already in memory,
-    so no `cache()` is needed."""
-    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size)
-    return dataset.map(functools.partial(_to_model_inputs, num_classes=num_classes),
-                       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    so no `cache()` is needed.
+
+    With `multiple` > 1 (data parallelism: tf.distribute splits each batch across the devices, and a
+    device left without images breaks BatchNorm), the last batch is padded with copies of the last
+    image, weighted 0, so that it splits evenly; the metrics count only the real images.
+    """
+    if multiple == 1:
+        dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).batch(batch_size)
+        return dataset.map(functools.partial(_to_model_inputs, num_classes=num_classes),
+                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    padding = -(len(split) % batch_size) % multiple
+    real = tf.data.Dataset.from_tensor_slices((split.images, split.labels, np.ones(len(split), np.float32)))
+    copies = tf.data.Dataset.from_tensor_slices((np.repeat(split.images[-1:], padding, axis=0),
+                                                 np.repeat(split.labels[-1:], padding), np.zeros(padding, np.float32)))
+
+    def weighted(images, labels, weights):
+        return (*_to_model_inputs(images, labels, num_classes), weights)
+
+    return real.concatenate(copies).batch(batch_size).map(weighted, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE)
 
 
 def mix(mixer, images, labels):

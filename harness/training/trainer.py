@@ -15,7 +15,7 @@ import numpy as np
 from harness import data
 from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
-from harness.training import distillation, inputs, preflight
+from harness.training import devices, distillation, inputs, preflight
 from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder, tensorboard_logger
 from harness.training.config import TrainConfig, model_overrides, resolve
@@ -37,7 +37,9 @@ def training_model(model, config, steps_per_epoch, teacher=None):
     augmentation = build_augmentation(config.augmentation, seed=config.seed)
     if teacher is None:
         trainee = with_augmentation(model, augmentation)
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+        # (mean over the weighted images: a padded evaluation batch, weighted 0, counts its real images only)
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing,
+                                                    reduction="mean_with_sample_weight")
         # Plain cross-entropy beside the training objective: the one loss every report and test figure uses.
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
                    keras.metrics.CategoricalCrossentropy(from_logits=True, name="cross_entropy")]
@@ -46,7 +48,7 @@ def training_model(model, config, steps_per_epoch, teacher=None):
         loss = distillation.DistillationLoss(config.distillation, config.distillation_alpha,
                                              config.distillation_temperature, config.label_smoothing)
         metrics = distillation.metrics()  # of the student's fused answer, as it will be saved
-    trainee.compile(optimizer=build_optimizer(config, model, steps_per_epoch), loss=loss, metrics=metrics,
+    trainee.compile(optimizer=build_optimizer(config, model, steps_per_epoch), loss=loss, weighted_metrics=metrics,
                     jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile])
     return trainee
 
@@ -122,11 +124,21 @@ def _train_in(run, config, dataset, resuming=False, verbose=None):
 
 
 def _train_steps(run, config, dataset, resuming, verbose):
-    family = MODEL_FAMILIES[config.model]
     deterministic = seed_everything(config.seed)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
     train_split, val_split = training_splits(dataset, config)
+    # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
+    placement = devices.resolve_placement(config.devices or "1", config.batch_size,
+                                          min(config.batch_size, len(train_split)))
+    with devices.data_parallel(placement):  # variables replicated, batches split, from the model's build on
+        return _train_placed(run, config, dataset, resuming, verbose, placement, deterministic, precision,
+                             train_split, val_split)
+
+
+def _train_placed(run, config, dataset, resuming, verbose, placement, deterministic, precision, train_split,
+                  val_split):
+    family = MODEL_FAMILIES[config.model]
     overrides = model_overrides(config)
     model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes, **overrides)
     pretrained = None
@@ -172,15 +184,19 @@ def _train_steps(run, config, dataset, resuming, verbose):
                 "params": model.count_params(),
                 "pretrained_checkpoint": pretrained,
                 "teacher_run": teacher_run,
+                "placement": dataclasses.asdict(placement),  # the devices it started on (resume may use others)
             }
         )
     write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
+                                   "placement": dataclasses.asdict(placement),
                                    "resumed_after_epoch": first_epoch if resuming else None})
     print(
         f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
         f"{len(val_split)} validation / {len(dataset.test)} test images at {config.image_size}x{config.image_size}; "
         f"precision {precision}{', deterministic' if deterministic else ''}; run directory {run.path}"
     )
+    if placement.count > 1:
+        print(f"data parallel: {placement.describe()}")
 
     # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
     train_images = min(steps_per_epoch * config.batch_size, len(train_split))
@@ -198,9 +214,10 @@ def _train_steps(run, config, dataset, resuming, verbose):
     if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
-            config.mixing, config.mixing_alpha, deterministic,
+            config.mixing, config.mixing_alpha, deterministic, placement.shard,
         )
-        val_data = inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size) if len(val_split) else None
+        val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
+                                              placement.shard) if len(val_split) else None)
         trainee.fit(
             train_data,
             validation_data=val_data,
@@ -219,7 +236,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
             f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
             f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
         )
-    return _finish(run, config, model, trainee, dataset, recorder, precision)
+    return _finish(run, config, model, trainee, dataset, recorder, precision, placement)
 
 
 def interrupted(run, epochs, terminated):
@@ -232,13 +249,14 @@ def interrupted(run, epochs, terminated):
                        f"in {run.path}; continue with: python train.py --resume {run.path}", terminated)
 
 
-def _finish(run, config, model, trainee, dataset, recorder, precision):
+def _finish(run, config, model, trainee, dataset, recorder, precision, placement):
     history = run.read_history()
     saved_epoch = len(history)
     if config.keep == "best" and recorder.best[0]:
         model.load_weights(run.best_path)  # trainee shares these weights
         saved_epoch = recorder.best[0]
-    results = trainee.evaluate(inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size),
+    results = trainee.evaluate(inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size,
+                                                         placement.count, placement.shard),
                                verbose=0, return_dict=True)
     run.save_model(model)
     train_seconds = sum(float(row["seconds"]) for row in history)
