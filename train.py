@@ -194,9 +194,9 @@ def main(argv=None):
         else:
             check_writable(DEFAULT_RUNS_FOLDER)
     # Keras, with virtual CPU devices where N are asked for without a GPU, and joined to a multi-host job.
-    devices.start(config.devices or "1", multi_host=args.multi_host)
+    devices.start(config.devices, multi_host=args.multi_host)
     if args.dry_run:
-        placement = devices.resolve_placement(config.devices or "1", config.batch_size, config.batch_size)
+        placement = devices.resolve_placement(config.devices, config.batch_size, config.batch_size)
         print(f"would train on {placement.describe()}; global batch {config.batch_size}")
         return
     from harness.training.trainer import resume, train

@@ -128,7 +128,8 @@ class TrainConfig:
 def from_saved(settings):
     """The TrainConfig of a run's config.json; runs written before a setting existed ran with its default."""
     settings = {**DEFAULTS, **settings}
-    return TrainConfig(**{field.name: settings.get(field.name) for field in dataclasses.fields(TrainConfig)})
+    fields = dataclasses.fields(TrainConfig)
+    return TrainConfig(**{field.name: settings.get(field.name, field.default) for field in fields})
 
 
 def model_overrides(config):

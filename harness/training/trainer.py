@@ -129,7 +129,7 @@ def _train_steps(run, config, dataset, resuming, verbose):
     keras.mixed_precision.set_global_policy(precision)
     train_split, val_split = training_splits(dataset, config)
     # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
-    placement = devices.resolve_placement(config.devices or "1", config.batch_size,
+    placement = devices.resolve_placement(config.devices, config.batch_size,
                                           min(config.batch_size, len(train_split)))
     with devices.data_parallel(placement):  # variables replicated, batches split, from the model's build on
         return _train_placed(run, config, dataset, resuming, verbose, placement, deterministic, precision,
