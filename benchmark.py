@@ -15,10 +15,10 @@ import tempfile
 
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
-from harness.benchmarking.variants import parse_variant
+from harness.benchmarking.variants import NAN_GUARDS, parse_variant
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
-from harness.training.config import JIT_COMPILE, PRECISIONS
+from harness.training.config import DATA_ON_DEVICE, JIT_COMPILE, MIXINGS, PRECISIONS
 from harness.training.run_dir import check_writable, open_finished_run
 
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
@@ -27,8 +27,8 @@ COLUMNS = [  # (heading, key, format)
     ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("train img/s", "train_images_per_second", "{:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
-    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("devices", "devices", "{}"),
-    ("input pipeline", "input_pipeline", "{}"),
+    ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("devices", "devices", "{}"), ("mixing", "mixing", "{}"),
+    ("NaN guard", "nan_guard", "{}"), ("input pipeline", "input_pipeline", "{}"),
 ]
 
 
@@ -58,10 +58,11 @@ def speed_rows(args):
         for variant, count in measurements:
             print(f"measuring {variant}{f' on {count} devices' if count > 1 else ''} ...", flush=True)
             out = pathlib.Path(scratch) / "row.json"
-            measured = subprocess.run([
-                sys.executable, "-m", "harness.benchmarking.one", variant, str(settings["batch_size"]), args.precision,
-                args.jit_compile, str(settings["warmup_steps"]), str(settings["steps"]), str(out), str(count),
-            ], cwd=pathlib.Path(__file__).resolve().parent)
+            row_settings = {"variant": variant, **settings, "precision": args.precision,
+                            "jit_compile": args.jit_compile, "devices": str(count), "mixing": args.mixing,
+                            "data_on_device": args.data_on_device, "nan_guard": args.nan_guard}
+            measured = subprocess.run([sys.executable, "-m", "harness.benchmarking.one", json.dumps(row_settings),
+                                       str(out)], cwd=pathlib.Path(__file__).resolve().parent)
             if measured.returncode != 0:  # its one-line error is already on stderr
                 sys.exit(measured.returncode)
             rows.append(json.loads(out.read_text()))
@@ -94,6 +95,15 @@ def build_parser():
     parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
+    parser.add_argument("--mixing", choices=MIXINGS, default="none",
+                        help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) (default: none)")
+    parser.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
+                        help="as train.py: JAX batches made on the accelerator (on) or sent from host memory (off) "
+                        "(default: auto)")
+    parser.add_argument("--nan-guard", choices=NAN_GUARDS, default="async",
+                        help="async: the NaN guard as training runs it; sync: it reads every step's loss on the host "
+                        "before the next step starts, as training did before (to measure what that costs) "
+                        "(default: async)")
     parser.add_argument("--devices", type=positive(int, MAX_DEVICES), default=1,
                         help="also time our models data-parallel on N devices (as train.py --devices; the batch is "
                         "global) and print the scaling efficiency, img/s on N / (N x img/s on one) (default: 1)")
@@ -114,6 +124,9 @@ def main(argv=None):
         open_finished_run(run)
     for variant in args.model or []:
         parse_variant(variant)
+    if args.data_on_device == "on" and backend.chosen_backend() != "jax":
+        raise UserError(f"--data-on-device on is for the JAX backend; on {backend.chosen_backend()} the batches come "
+                        "from the host (use auto, or KERAS_BACKEND=jax)")
 
     result = {}
     if args.runs:

@@ -37,6 +37,7 @@ from harness.models import MODEL_FAMILIES
 from harness.training import devices
 from harness.training.config import (
     AUGMENTATIONS,
+    DATA_ON_DEVICE,
     DEFAULTS,
     DISTILLATIONS,
     JIT_COMPILE,
@@ -155,6 +156,10 @@ def build_parser():
                           "evenly across them, so the learning rate needs no change; if you raise --batch-size, "
                           "the linear rule (Goyal et al. 2017) raises --learning-rate by the same factor, which you "
                           "pass yourself. Without a GPU, N virtual CPU devices (no faster) (default: 1)")
+    training.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
+                          help="JAX: put the training split on the accelerator once and gather, convert and mix each "
+                          "batch there, so that no step waits for the host; auto: on a GPU with one device, when "
+                          "the split's pixels take at most 4 GiB (default: auto)")
     training.add_argument("--multi-host", action="store_true",
                           help="JAX: join the other processes of a multi-host job (one per host, started by a "
                           "scheduler such as SLURM's srun) with jax.distributed, and train on every device of the job")

@@ -42,7 +42,21 @@ def test_side_by_side_runs_with_jax_where_tensorflow_is_not_installed(tmp_path, 
     assert report["environment"]["backend"] == "jax" and "tensorflow" not in report["environment"]["versions"]
     ours, baseline = report["results"]
     assert ours["jit_compile"] is True and ours["input_pipeline"].startswith("PyDataset")
-    assert baseline["input_pipeline"] == "PyDataset; augmentation on the CPU"
+    assert baseline["input_pipeline"] == "PyDataset from host memory; augmentation on the CPU"
+    assert ours["nan_guard"] == "async" and baseline["nan_guard"] is None
+
+
+def test_the_fast_path_switches_reach_the_measurement(tmp_path, jax_without_tensorflow):
+    """What the GPU campaign compares: batches made on the device or sent from the host, mixing, and the
+    NaN guard that waits for every step; each row says what it measured."""
+    out = tmp_path / "bench.json"
+    result = run_benchmark("--model", "vit:vit_test", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
+                           "--mixing", "cutmix", "--data-on-device", "on", "--nan-guard", "sync", "--out", out,
+                           env=jax_without_tensorflow)
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())["results"]
+    assert (row["mixing"], row["nan_guard"]) == ("cutmix", "sync")
+    assert row["input_pipeline"] == "on the device; augmentation in the model"
 
 
 def test_time_to_accuracy_reads_finished_runs(tmp_path):

@@ -33,7 +33,7 @@ HOSTILE = {
         "--gradient-clip-norm": [*NUMBER, "0"], "--train-size": [*WHOLE, "1000000000"],
         "--train-fraction": [*NUMBER, "0", "1.5"], "--teacher": [*MISSING_PATH, "README.md"], "--distillation": NAME,
         "--distillation-alpha": FRACTION, "--distillation-temperature": [*NUMBER, "0", "1000"],
-        "--devices": ["", "0", "-1", "1.5", "abc", "5000", "64"],
+        "--devices": ["", "0", "-1", "1.5", "abc", "5000", "64"], "--data-on-device": [*NAME, "on"],
     },
     "evaluate.py": {"run_dir": MISSING_PATH, "--dataset": NAME, "--data-dir": MISSING_PATH,
                     "--image": ["", "/nonexistent.png"], "--top-k": WHOLE, "--batch-size": WHOLE,
@@ -50,7 +50,7 @@ HOSTILE = {
     "benchmark.py": {"--model": [*NAME, "vit:no_such_preset", "mlp:resnet8", "hybrid:vit_test"], "--batch-size": WHOLE,
                      "--warmup-steps": WHOLE, "--steps": WHOLE, "--precision": NAME, "--jit-compile": NAME,
                      "--runs": MISSING_PATH, "--target": FRACTION, "--out": ["", "/proc/vit-hostile.json", "/"],
-                     "--devices": WHOLE},
+                     "--devices": WHOLE, "--mixing": NAME, "--data-on-device": [*NAME, "on"], "--nan-guard": NAME},
 }
 
 

@@ -12,7 +12,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_learning.py",
                  "tests/test_checkpoint.py", "tests/test_distillation.py", "tests/test_bit_hybrid.py",
                  "tests/test_checkpoint_resnets.py", "tests/test_trainer.py", "tests/test_evaluate.py",
-                 "tests/test_visualize.py"]
+                 "tests/test_visualize.py", "tests/test_fast_path.py"]
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])  # torch: pip install -r requirements-torch.txt

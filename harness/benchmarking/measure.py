@@ -41,6 +41,8 @@ class Measurement:
     host_peak_rss_mib: float
     input_pipeline: str  # where batches and their augmentation come from
     devices: int = 1  # data-parallel devices the batch was split across
+    mixing: str = "none"  # MixUp/CutMix in the input pipeline
+    nan_guard: str | None = None  # "async" (as training runs it) or "sync"; None: no guard (the baseline)
 
 
 def device_name():
@@ -112,10 +114,11 @@ def reset_accelerator_peak():
     # JAX keeps one process-wide peak, which is per row: benchmark.py measures each row in its own process.
 
 
-def timed_fit(trainee, data, steps):
+def timed_fit(trainee, data, steps, callbacks=()):
     """Seconds for `steps` training steps of an already compiled and warmed-up model."""
     start = time.perf_counter()
-    trainee.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # history forces a sync
+    trainee.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=list(callbacks))
+    # (the epoch's end reads the logs, which waits for the last step)
     return time.perf_counter() - start
 
 
@@ -126,16 +129,17 @@ def timed_predict(model, data):
 
 
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
-            input_pipeline, flops, devices=1):
+            input_pipeline, flops, devices=1, callbacks=()):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
-    batches. `flops`: the model's forward FLOPs per image (`ModelFamily.flops_per_image`).
+    batches. `flops`: the model's forward FLOPs per image (`ModelFamily.flops_per_image`). `callbacks`:
+    those training runs with (the NaN guard), since some make steps wait.
     """
     reset_accelerator_peak()
-    timed_fit(trainee, train_data, warmup_steps)
+    timed_fit(trainee, train_data, warmup_steps, callbacks)
     # Best of repeats: shared and virtual machines slow single runs down at random.
-    train_seconds = min(timed_fit(trainee, train_data, steps) for _ in range(TRAIN_REPEATS))
+    train_seconds = min(timed_fit(trainee, train_data, steps, callbacks) for _ in range(TRAIN_REPEATS))
     eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size, devices)
     eval_seconds = min(timed_predict(model, eval_data) for _ in range(EVAL_REPEATS))  # the first compiles
     train_rate = steps * batch_size / train_seconds

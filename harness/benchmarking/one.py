@@ -1,7 +1,9 @@
 """One benchmark row, measured in a fresh process so that earlier rows (their input-pipeline threads,
 caches and memory peaks) cannot change it. benchmark.py runs it as
 
-    python -m harness.benchmarking.one KIND:PRESET BATCH_SIZE PRECISION JIT_COMPILE WARMUP_STEPS STEPS OUT_JSON DEVICES
+    python -m harness.benchmarking.one '{"variant": "vit:vit_cifar_tiny", "batch_size": 512, ...}' OUT_JSON
+
+with `run_variant`'s keyword arguments (and "variant" for its kind and preset) as JSON.
 """
 
 import dataclasses
@@ -15,16 +17,15 @@ from harness.training.devices import start
 
 @cli_main
 def main():
-    variant, batch_size, precision, jit_compile, warmup_steps, steps, out, devices = sys.argv[1:]
-    start(devices)  # Keras, with virtual CPU devices where several are asked for without a GPU
+    settings, out = json.loads(sys.argv[1]), sys.argv[2]
+    start(settings["devices"])  # Keras, with virtual CPU devices where several are asked for without a GPU
     from harness.benchmarking.measure import environment
     from harness.benchmarking.run import run_variant
     from harness.benchmarking.variants import parse_variant
 
-    kind, preset = parse_variant(variant)
+    kind, preset = parse_variant(settings.pop("variant"))
     try:
-        measurement = run_variant(kind, preset, int(batch_size), precision, jit_compile, int(warmup_steps), int(steps),
-                                  devices=devices)
+        measurement = run_variant(kind, preset, **settings)
     except ValueError as error:  # e.g. a batch the model cannot take
         raise UserError(str(error)) from None
     pathlib.Path(out).write_text(json.dumps({**dataclasses.asdict(measurement), "environment": environment()}))

@@ -1,7 +1,9 @@
 """In-memory batches as `keras.utils.PyDataset`s, for machines without TensorFlow (JAX or PyTorch only).
 
 They yield the same batches, in the same order, as the tf.data pipeline (`harness.training.tf_pipeline`), which
-stays the pipeline wherever TensorFlow is installed.
+stays the pipeline wherever TensorFlow is installed. On JAX the training split can live on the accelerator
+(`on_device`): each batch is then gathered, converted and mixed there by asynchronously dispatched ops, and
+only its indices leave the host.
 """
 
 import keras
@@ -55,14 +57,23 @@ class EvaluationBatches(keras.utils.PyDataset):
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Full batches, reshuffled (and mixed) each epoch from (seed, epoch), starting at `first_epoch`."""
+    """Full batches, reshuffled (and mixed) each epoch from (seed, epoch), starting at `first_epoch`.
+
+    With `on_device`, the split's uint8 pixels and labels are put on the default device once, and every
+    batch is made there: the same values as from the host, without a float32 copy crossing the bus each
+    step or MixUp/CutMix's round trip (Keras' layers run on the device, the host path copies their output back).
+    """
 
     def __init__(self, split: Split, num_classes, batch_size, first_epoch, seed, mixing="none", mixing_alpha=1.0,
-                 shard=(0, 1)):
+                 shard=(0, 1), on_device=False):
         super().__init__()
         self.split, self.num_classes, self.batch_size, self.seed = split, num_classes, batch_size, seed
         self.shard = shard
         self.mixing, self.mixing_alpha = mixing, mixing_alpha
+        self.on_device = on_device
+        if on_device:
+            self.device_images = keras.ops.convert_to_tensor(split.images)
+            self.device_labels = keras.ops.convert_to_tensor(split.labels.astype(np.int32))
         self._start_epoch(first_epoch)
 
     def _start_epoch(self, epoch):
@@ -74,12 +85,24 @@ class TrainingBatches(keras.utils.PyDataset):
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, index):
-        images, labels = model_inputs(self.split, self.order[index * self.batch_size : (index + 1) * self.batch_size],
-                                      self.num_classes)
+        indices = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        if self.on_device:
+            return self._device_batch(indices)
+        images, labels = model_inputs(self.split, indices, self.num_classes)
         if self.mixer is not None:
             mixed = self.mixer({"images": images, "labels": labels})
             images, labels = (keras.ops.convert_to_numpy(mixed[key]) for key in ("images", "labels"))
         return process_share((images, labels), self.shard)
+
+    def _device_batch(self, indices):
+        ops = keras.ops
+        indices = ops.convert_to_tensor(indices.astype(np.int32))
+        images = ops.cast(ops.take(self.device_images, indices, axis=0), "float32")
+        labels = ops.one_hot(ops.take(self.device_labels, indices, axis=0), self.num_classes, dtype="float32")
+        if self.mixer is not None:
+            mixed = self.mixer({"images": images, "labels": labels})
+            images, labels = mixed["images"], mixed["labels"]
+        return images, labels
 
     def on_epoch_end(self):
         self._start_epoch(self.epoch + 1)

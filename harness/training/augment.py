@@ -101,6 +101,8 @@ def build_mixing(name, alpha=1.0, seed=None):
     """
     if name == "none":
         return None
+    if seed is not None and keras.backend.backend() == "torch" and seed >= 2**31:
+        seed -= 2**32  # the same 32 bits: PyTorch's backend keeps seeds as int32 (TensorFlow and JAX: uint32)
     if name == "mixup":
         return layers.MixUp(alpha=alpha, seed=seed)
     if name == "cutmix":

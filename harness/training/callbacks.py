@@ -2,6 +2,7 @@
 
 import math
 import statistics
+import threading
 import time
 
 import keras
@@ -11,20 +12,32 @@ from harness.training.seeding import epoch_seed
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite, and remembers where."""
+    """Stops training at the first step whose loss is NaN or infinite, and remembers where.
+
+    Reading the loss waits for its step to finish. On JAX and PyTorch Keras runs this hook in a worker
+    thread (`async_safe`), so the next steps are dispatched meanwhile and the accelerator never waits for
+    the host; training then stops a step or two after the bad one, and the first bad step is reported.
+    (The loss in the logs is the epoch's running mean: once NaN, it stays NaN.)
+    """
+
+    async_safe = True  # Keras' hint: batch hooks may run in its worker threads
 
     def __init__(self):
         super().__init__()
         self.failure = None
+        self._lock = threading.Lock()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss) and self.failure is None:
-            self.failure = (self.epoch + 1, batch + 1, loss)
-            self.model.stop_training = True
+        if math.isfinite(loss):
+            return
+        with self._lock:  # worker threads may finish out of order: keep the earliest step
+            if self.failure is None or batch + 1 < self.failure[1]:
+                self.failure = (self.epoch + 1, batch + 1, loss)
+        self.model.stop_training = True
 
 
 class AugmentationReseeder(keras.callbacks.Callback):

@@ -10,6 +10,7 @@ import math
 import pathlib
 from typing import Optional
 
+from harness import backend
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training.recipes import RECIPES
@@ -35,6 +36,7 @@ DISTILLATIONS = ("hard", "soft")
 DISTILLATION_DEFAULTS = {"hard": dict(distillation_alpha=0.5, distillation_temperature=1.0),
                          "soft": dict(distillation_alpha=0.1, distillation_temperature=3.0)}
 JIT_COMPILE = ("auto", "on", "off")
+DATA_ON_DEVICE = ("auto", "on", "off")  # the training split as tensors on the accelerator (JAX, one device)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
 # ViT architecture columns a run may change (train.py --patch-size, --hidden-dim, --depth, ...).
@@ -83,6 +85,7 @@ class TrainConfig:
     precision: str = "auto"  # auto: mixed on a GPU, float32 on a CPU
     jit_compile: str = "auto"  # XLA (TensorFlow) / jit (JAX); auto: Keras' choice, on except TensorFlow on CPU
     devices: str = "1"  # data parallelism: "all" or a number of devices; batch_size is the global batch
+    data_on_device: str = "auto"  # JAX: batches gathered from the split on the accelerator (harness.training.inputs)
     run_dir: Optional[str] = None  # None: runs/<settings>-<timestamp>
 
     def with_recipe_defaults(self, default_preset):
@@ -189,6 +192,14 @@ def resolve(config: TrainConfig):
             raise UserError(f"distillation_alpha is {config.distillation_alpha!r}; it must be between 0 and 1")
         if not (isinstance(config.distillation_temperature, (int, float)) and config.distillation_temperature > 0):
             raise UserError(f"distillation_temperature is {config.distillation_temperature!r}; it must be above 0")
+    if config.data_on_device not in DATA_ON_DEVICE:
+        raise UserError(f"data_on_device is {config.data_on_device!r}; choose one of {', '.join(DATA_ON_DEVICE)}")
+    if config.data_on_device == "on":
+        if backend.chosen_backend() != "jax":
+            raise UserError(f"--data-on-device on is for the JAX backend; on {backend.chosen_backend()} the batches "
+                            "come from the host (use auto, or KERAS_BACKEND=jax)")
+        if config.devices != "1":
+            raise UserError("--data-on-device on keeps the split on one device; with --devices, use auto")
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:

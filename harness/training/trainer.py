@@ -187,13 +187,16 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
                 "placement": dataclasses.asdict(placement),  # the devices it started on (resume may use others)
             }
         )
+    on_device = inputs.data_on_device(config.data_on_device, train_split, placement.count)
     write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
                                    "placement": dataclasses.asdict(placement),
+                                   "input_pipeline": inputs.pipeline_name(on_device),
                                    "resumed_after_epoch": first_epoch if resuming else None})
     print(
         f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
         f"{len(val_split)} validation / {len(dataset.test)} test images at {config.image_size}x{config.image_size}; "
-        f"precision {precision}{', deterministic' if deterministic else ''}; run directory {run.path}"
+        f"precision {precision}{', deterministic' if deterministic else ''}; batches {inputs.pipeline_name(on_device)}; "
+        f"run directory {run.path}"
     )
     if placement.count > 1:
         print(f"data parallel: {placement.describe()}")
@@ -214,7 +217,7 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
     if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
-            config.mixing, config.mixing_alpha, deterministic, placement.shard,
+            config.mixing, config.mixing_alpha, deterministic, placement.shard, on_device,
         )
         val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
                                               placement.shard) if len(val_split) else None)

@@ -1,0 +1,129 @@
+"""The accelerator-friendly training path: batches made on the device, a NaN guard that does not stall it,
+no recompilation once training runs. Runs on every backend (tests/test_other_backends.py adds JAX and PyTorch);
+the JAX-only parts skip elsewhere."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import numpy_of
+
+from harness.data import Split
+from harness.errors import UserError
+from harness.training.array_pipeline import TrainingBatches
+from harness.training.callbacks import NonFiniteLossGuard
+from harness.training.config import TrainConfig, resolve
+from harness.training.run_dir import RunDirectory
+
+on_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the device-resident path is JAX's")
+
+
+def small_split(count=40, size=8, classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return Split(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), rng.integers(0, classes, count))
+
+
+@pytest.mark.parametrize("mixing", ["none", "mixup", "cutmix"])
+def test_batches_made_on_the_device_are_the_host_batches(mixing):
+    """Gathered, converted to float32, one-hot and mixed on the device: the values the host path gives,
+    epoch after epoch (each epoch reshuffles and redraws the mixing)."""
+    split = small_split()
+    host = TrainingBatches(split, 5, 16, first_epoch=3, seed=7, mixing=mixing, mixing_alpha=0.8)
+    device = TrainingBatches(split, 5, 16, first_epoch=3, seed=7, mixing=mixing, mixing_alpha=0.8, on_device=True)
+    assert len(host) == len(device) == 2
+    for _ in range(2):
+        for index in range(len(host)):
+            (host_images, host_labels), (images, labels) = host[index], device[index]
+            assert not isinstance(images, np.ndarray)  # a tensor of the backend, not a host copy
+            np.testing.assert_allclose(numpy_of(images), host_images, rtol=1e-6, atol=1e-4)
+            np.testing.assert_allclose(numpy_of(labels), host_labels, rtol=1e-6, atol=1e-6)
+        host.on_epoch_end()
+        device.on_epoch_end()
+
+
+def test_the_nan_guard_does_not_make_each_step_wait_for_the_host():
+    """Keras runs a batch hook in its worker threads only where the backend is thread-safe (JAX, PyTorch)
+    and every callback says it is safe there; otherwise each step waits for its loss to reach the host."""
+    from keras.src.backend import IS_THREAD_SAFE
+    from keras.src.callbacks.callback_list import CallbackList
+
+    callbacks = CallbackList([NonFiniteLossGuard()], model=keras.Sequential([keras.layers.Dense(1)]))
+    assert callbacks._async_train == IS_THREAD_SAFE  # a private flag: the one place Keras decides it
+
+
+def test_the_nan_guard_keeps_the_earliest_bad_step_whatever_order_the_threads_report():
+    guard = NonFiniteLossGuard()
+    guard.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(5, {"loss": 1.0})
+    guard.on_train_batch_end(9, {"loss": float("nan")})
+    guard.on_train_batch_end(7, {"loss": float("inf")})
+    guard.on_train_batch_end(8, {"loss": float("nan")})
+    assert guard.failure == (3, 8, float("inf")) and guard.model.stop_training
+
+
+def test_data_on_device_on_is_refused_where_it_cannot_apply(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    with pytest.raises(UserError, match="--data-on-device on is for the JAX backend"):
+        resolve(TrainConfig(data_on_device="on"))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(UserError, match="with --devices, use auto"):
+        resolve(TrainConfig(data_on_device="on", devices="2"))
+    with pytest.raises(UserError, match="choose one of auto, on, off"):
+        resolve(TrainConfig(data_on_device="yes"))
+    assert resolve(TrainConfig(data_on_device="on")).data_on_device == "on"
+
+
+class CompilationCounter(keras.callbacks.Callback):
+    """XLA compilations per epoch, from JAX's monitoring events (one per backend compile)."""
+
+    def __init__(self):
+        super().__init__()
+        import jax.monitoring
+
+        self.per_epoch, self.count = [], 0
+        jax.monitoring.register_event_duration_secs_listener(self._event)
+
+    def _event(self, name, seconds, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.per_epoch.append(self.count)
+        self.count = 0
+
+
+@on_jax
+@pytest.mark.parametrize("mixing", ["none", "mixup"])
+def test_training_compiles_in_its_first_epoch_only(image_folder, tmp_path, mixing, monkeypatch):
+    """A step that recompiles (a changing shape or a Python number traced in) costs seconds each time on
+    a GPU; after the first epoch (training and validation steps), nothing compiles again."""
+    from harness.training import trainer
+
+    counter = CompilationCounter()
+    original = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit",
+                        lambda self, *a, callbacks=(), **k: original(self, *a, callbacks=[*callbacks, counter], **k))
+    trainer.train(TrainConfig(preset="vit_test", data_dir=str(image_folder), epochs=3, batch_size=4, mixing=mixing,
+                              data_on_device="on", run_dir=str(tmp_path / "run")), verbose=0)
+    assert counter.per_epoch[0] > 0 and counter.per_epoch[1:] == [0, 0]
+
+
+@on_jax
+def test_a_run_with_its_data_on_the_device_trains_as_one_from_the_host(image_folder, tmp_path):
+    from harness.training import trainer
+
+    metrics = {}
+    for setting in ("off", "on"):
+        metrics[setting] = trainer.train(TrainConfig(preset="vit_test", data_dir=str(image_folder), epochs=2,
+                                                     batch_size=4, mixing="cutmix",
+                                                     data_on_device=setting, run_dir=str(tmp_path / setting)), verbose=0)
+    assert metrics["on"]["test_accuracy"] == metrics["off"]["test_accuracy"]
+    assert metrics["on"]["test_loss"] == pytest.approx(metrics["off"]["test_loss"], rel=1e-5)
+    losses = {setting: [float(row["loss"]) for row in RunDirectory(tmp_path / setting).read_history()]
+              for setting in metrics}
+    np.testing.assert_allclose(losses["on"], losses["off"], rtol=1e-5)
+    pipelines = {setting: json.loads((tmp_path / setting / "manifest.json").read_text())["input_pipeline"]
+                 for setting in metrics}
+    assert pipelines == {"off": "PyDataset from host memory", "on": "on the device"}
