@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .whl \
     keras==3.15.1 namex==0.1.0 optree==0.20.0 tqdm==4.70.1 absl-py==2.5.1 rich==15.0.0 markdown-it-py==4.3.0 \
-    mdurl==0.1.2 pygments==2.21.0
+    mdurl==0.1.2 pygments==2.21.0 typing_extensions==4.16.0
 mkdir -p .gpu
 cp "${CIFAR_ARCHIVE:-../shared/datasets/cifar10-jpeg.tar.gz}" .gpu/
 grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || echo "/.gpu/" >> .git/info/exclude
