@@ -127,3 +127,30 @@ def test_a_run_with_its_data_on_the_device_trains_as_one_from_the_host(image_fol
     pipelines = {setting: json.loads((tmp_path / setting / "manifest.json").read_text())["input_pipeline"]
                  for setting in metrics}
     assert pipelines == {"off": "PyDataset from host memory", "on": "on the device"}
+
+
+@pytest.mark.parametrize("model_name,preset", [("vit", "vit_test"), ("cnn", "resnet_test")])
+def test_the_training_model_learns_in_mixed_bfloat16(model_name, preset):
+    """The whole training step as a GPU runs it, in bfloat16 (the CPU emulates it): in-model augmentation,
+    MixUp from the device path, label smoothing, AdamW or SGD with warmup. Every loss is finite, and it
+    falls on 16 images it can memorise."""
+    from harness.models import MODEL_FAMILIES
+    from harness.training.trainer import training_model
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    family = MODEL_FAMILIES[model_name]
+    split = small_split(count=16, size=32, classes=3, seed=1)
+    losses = {}
+    for mixing in ("mixup", "none"):
+        config = TrainConfig(model=model_name, preset=preset, epochs=40, batch_size=8, mixing=mixing,
+                             warmup_epochs=2.0, learning_rate=3e-3 if model_name == "vit" else 0.1,
+                             augmentation="none").with_recipe_defaults(family.default_preset)
+        model = family.build(preset, image_size=32, num_classes=3, **({"drop_path_rate": 0.0} if model_name == "vit"
+                                                                      else {}))
+        trainee = training_model(model, config, steps_per_epoch=2)
+        batches = TrainingBatches(split, 3, 8, first_epoch=0, seed=0, mixing=mixing, on_device=True)
+        history = trainee.fit(batches, epochs=config.epochs, verbose=0, shuffle=False).history
+        losses[mixing] = history["loss"]
+        assert model.dtype_policy.name == "mixed_bfloat16"
+    assert np.all(np.isfinite(losses["mixup"])) and np.all(np.isfinite(losses["none"]))
+    assert np.mean(losses["none"][-5:]) < 0.75 * np.mean(losses["none"][:5]), losses["none"]

@@ -103,8 +103,10 @@ def build_mixing(name, alpha=1.0, seed=None):
         return None
     if seed is not None and keras.backend.backend() == "torch" and seed >= 2**31:
         seed -= 2**32  # the same 32 bits: PyTorch's backend keeps seeds as int32 (TensorFlow and JAX: uint32)
+    # float32 whatever the precision policy: under mixed precision Keras' layers would mix in bfloat16
+    # (pixels to 8 bits of mantissa; on TensorFlow, an error), and the model takes float32 images.
     if name == "mixup":
-        return layers.MixUp(alpha=alpha, seed=seed)
+        return layers.MixUp(alpha=alpha, seed=seed, dtype="float32")
     if name == "cutmix":
-        return layers.CutMix(factor=alpha, seed=seed)
+        return layers.CutMix(factor=alpha, seed=seed, dtype="float32")
     raise ValueError(f"unknown mixing {name!r}; choose one of {', '.join(MIXINGS)}")
