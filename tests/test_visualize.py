@@ -209,3 +209,18 @@ def check_handin_documents(folder, figures):
     pdf = (folder / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     assert pdf.count(b"/Subtype /Image") >= len(set(figures)) and pdf.count(b"/Type /Page\n") >= 5
+
+
+@pytest.mark.parametrize("text", ["python -m __main__ -k a_b", "train.py --run-dir runs/*", "a\\b <c> `d` [e](f)"])
+def test_a_settings_cell_shows_its_text_as_written(text):
+    """A command in the provenance table (pytest's is `python -m __main__ ...`) is text, not Markdown: no
+    bold, no tags, which the PDF's table cells cannot hold."""
+    import html
+
+    import markdown
+
+    from harness.reporting.report import plain_cell
+
+    table = markdown.markdown(f"| command |\n|---|\n| {plain_cell(text)} |", extensions=["tables"])
+    cell = table.split("<td>")[1].split("</td>")[0]
+    assert "<" not in cell and html.unescape(cell) == text

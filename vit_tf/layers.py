@@ -51,6 +51,7 @@ class PatchEmbedding(layers.Layer):
         self.projection = layers.Dense(
             hidden_dim,
             kernel_initializer="lecun_normal",  # truncated normal, fan-in P^2 C
+            dtype=self.dtype_policy,
             name="projection",
         )
 
@@ -154,10 +155,10 @@ class MultiHeadSelfAttention(layers.Layer):
         self.fused = fused
         self.head_dim = hidden_dim // num_heads
         self.query, self.key, self.value, self.output_projection = (
-            layers.Dense(hidden_dim, kernel_initializer="glorot_uniform", name=name)
+            layers.Dense(hidden_dim, kernel_initializer="glorot_uniform", dtype=self.dtype_policy, name=name)
             for name in ("query", "key", "value", "output")
         )
-        self.attention_dropout = layers.Dropout(attention_dropout_rate)
+        self.attention_dropout = layers.Dropout(attention_dropout_rate, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         for projection in (self.query, self.key, self.value, self.output_projection):
@@ -210,9 +211,10 @@ class MlpBlock(layers.Layer):
         self.mlp_dim = mlp_dim
         self.dropout_rate = dropout_rate
         bias_init = keras.initializers.RandomNormal(stddev=1e-6)
-        self.dense_in = layers.Dense(mlp_dim, bias_initializer=bias_init, name="dense_in")
-        self.dense_out = layers.Dense(hidden_dim, bias_initializer=bias_init, name="dense_out")
-        self.dropout = layers.Dropout(dropout_rate)
+        policy = self.dtype_policy
+        self.dense_in = layers.Dense(mlp_dim, bias_initializer=bias_init, dtype=policy, name="dense_in")
+        self.dense_out = layers.Dense(hidden_dim, bias_initializer=bias_init, dtype=policy, name="dense_out")
+        self.dropout = layers.Dropout(dropout_rate, dtype=policy)
 
     def build(self, input_shape):
         self.dense_in.build(input_shape)
@@ -256,15 +258,16 @@ class EncoderBlock(layers.Layer):
         self.attention_dropout_rate = attention_dropout_rate
         self.drop_path_rate = drop_path_rate
         self.fused_attention = fused_attention
-        self.attention_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="attention_norm")
+        policy = self.dtype_policy  # sublayers follow the block's, also when a saved model loads under another
+        self.attention_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=policy, name="attention_norm")
         self.attention = MultiHeadSelfAttention(
-            hidden_dim, num_heads, attention_dropout_rate, fused_attention, name="attention"
+            hidden_dim, num_heads, attention_dropout_rate, fused_attention, dtype=policy, name="attention"
         )
-        self.attention_output_dropout = layers.Dropout(dropout_rate)
-        self.mlp_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="mlp_norm")
-        self.mlp = MlpBlock(hidden_dim, mlp_dim, dropout_rate, name="mlp")
+        self.attention_output_dropout = layers.Dropout(dropout_rate, dtype=policy)
+        self.mlp_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=policy, name="mlp_norm")
+        self.mlp = MlpBlock(hidden_dim, mlp_dim, dropout_rate, dtype=policy, name="mlp")
         self.attention_drop_path, self.mlp_drop_path = (
-            layers.Dropout(drop_path_rate, noise_shape=(None, 1, 1)) for _ in range(2)
+            layers.Dropout(drop_path_rate, noise_shape=(None, 1, 1), dtype=policy) for _ in range(2)
         )
 
     def build(self, input_shape):

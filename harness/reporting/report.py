@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 
@@ -293,10 +294,19 @@ SETTINGS = {"model": "model", "preset": "preset", "recipe": "recipe", "image_siz
             "resolved_precision": "precision", "seed": "seed"}
 
 
+def plain_cell(value):
+    """`value` as literal text in a Markdown table cell: a command such as `python -m __main__` or a path
+    with `*` stays as written (no bold, no tags, which the PDF's table cells cannot hold either)."""
+    if value is None:
+        return "—"
+    text = re.sub(r"([\\`*_\[\]])", r"\\\1", str(value))
+    return text.replace("<", "&lt;").replace("|", "/")
+
+
 def _settings_tables(results):
     """The runs' settings (config.json) and provenance (manifest.json), one column per run."""
-    header = ["", f"| | {' | '.join(r.label for r in results)} |", "|---" * (len(results) + 1) + "|"]
-    cell = lambda value: "—" if value is None else str(value).replace("|", "/")  # noqa: E731
+    header = ["", f"| | {' | '.join(plain_cell(r.label) for r in results)} |", "|---" * (len(results) + 1) + "|"]
+    cell = plain_cell
     lines = ["", "## Run settings", "", "From each run's config.json.", *header]
     for key, name in SETTINGS.items():
         lines.append(f"| {name} | {' | '.join(cell(r.config.get(key)) for r in results)} |")
