@@ -28,7 +28,7 @@ def data_on_device(setting, split, devices=1):
 
 
 def pipeline_name(on_device):
-    """Where the training batches come from, as config.json and the benchmark record it."""
+    """Where the training batches come from, as manifest.json and the benchmark record it."""
     if on_tensorflow_backend():
         return "tf.data"
     return "on the device" if on_device else "PyDataset from host memory"
