@@ -44,6 +44,7 @@ class Step:
     seed: int = 0
     time_limit: float = 0.0  # training seconds a candidate may take
     batch_sizes: tuple = ()  # benchmark: tried in this order until one fits in the accelerator's memory
+    seconds: float = 120  # a benchmark's expected duration: it cannot stop half-way, so it starts only if it fits
 
 
 def queue(quick):
@@ -64,10 +65,11 @@ def queue(quick):
                                    ["--model", model, "--mixing", mixing, *batch, *switches]))
     # 2. Ours against the straightforward Keras ViT, and the other sizes; the paper's ViT-B/16 at 224 px.
     steps_list.append(Step("side-by-side", "benchmark", ["--side-by-side", *batch, *(
-        arg for model in (f"vit:{vit}", f"vit:{small}", f"cnn:{cnn}", f"cnn:{big_cnn}") for arg in ("--model", model))]))
+        arg for model in (f"vit:{vit}", f"vit:{small}", f"cnn:{cnn}", f"cnn:{big_cnn}") for arg in ("--model", model))],
+        seconds=360))
     b16 = "vit_test" if quick else "vit_b16"
     steps_list.append(Step(f"side-by-side-{b16}", "benchmark", ["--side-by-side", "--model", f"vit:{b16}", *timing],
-                           batch_sizes=("8",) if quick else ("256", "128", "64")))  # the largest that fits
+                           batch_sizes=("8",) if quick else ("256", "128", "64"), seconds=300))  # the largest that fits
     # 3. The CNN: the course recipe, then shorter large-batch schedules aimed at 94% in 60 s.
     cnn_runs = {
         "cnn-course": ["--model", "cnn", "--recipe", "course"],
@@ -222,7 +224,8 @@ def main(argv=None):
     parser.add_argument("--results", default="results", help="where the evidence goes (default: results)")
     parser.add_argument("--scratch", default="campaign_runs", help="run directories, weights included (default: "
                         "campaign_runs, not committed)")
-    parser.add_argument("--quick", action="store_true", help="test sizes, one epoch, the embedded sample (CPU rehearsal)")
+    parser.add_argument("--quick", action="store_true",
+                        help="test sizes, one epoch, the embedded sample (a CPU rehearsal)")
     parser.add_argument("--only", nargs="+", metavar="PATTERN", help="only the steps whose names match (fnmatch)")
     parser.add_argument("--list", action="store_true", help="print the queue and stop")
     parser.add_argument("--summary", action="store_true", help="write RESULTS/README.md and stop")
@@ -247,7 +250,9 @@ def main(argv=None):
     for step in steps:
         if finished(results, step):
             continue
-        if time.monotonic() > deadline - 30:  # too little time left to start anything
+        left = deadline - time.monotonic()
+        if left < 30 or (step.kind == "benchmark" and left < step.seconds):  # the next call starts with it
+            print(f"== {step.name} waits for the next call ({left:.0f} s left)", flush=True)
             break
         if not run_step(step, results, scratch, deadline):
             print(f"== budget spent during {step.name}; the next call resumes it", flush=True)
