@@ -18,7 +18,7 @@ from harness import backend
 from harness.benchmarking.variants import NAN_GUARDS, parse_variant
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
-from harness.training.config import DATA_ON_DEVICE, JIT_COMPILE, MIXINGS, PRECISIONS
+from harness.training.config import DATA_ON_DEVICE, JIT_COMPILE, MIXINGS, PRECISIONS, check_data_on_device
 from harness.training.run_dir import check_writable, open_finished_run
 
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
@@ -124,9 +124,7 @@ def main(argv=None):
         open_finished_run(run)
     for variant in args.model or []:
         parse_variant(variant)
-    if args.data_on_device == "on" and backend.chosen_backend() != "jax":
-        raise UserError(f"--data-on-device on is for the JAX backend; on {backend.chosen_backend()} the batches come "
-                        "from the host (use auto, or KERAS_BACKEND=jax)")
+    check_data_on_device(args.data_on_device, str(args.devices))
 
     result = {}
     if args.runs:

@@ -188,13 +188,15 @@ def summary(results, quick=False):
                      f"{m['epochs_trained']} | {m['train_seconds']:,.0f} | {m['images_per_second']:,.0f} | "
                      f"`{run['command']}` |")
     lines += ["", "## Over seeds (the best candidate, seeds 0-2)", ""]
-    for family in ("cnn", "vit"):
-        chosen = [read_run(results, f"{family}-best-seed{seed}") for seed in (1, 2)]
-        if None in chosen:
+    for step in (step for step in queue(quick) if step.candidates and step.seed == 1):
+        family = step.name.split("-")[0]
+        best = best_candidate(results, step)  # the candidate the extra seeds repeat: seed 0
+        names = [best[0], f"{family}-best-seed1", f"{family}-best-seed2"] if best else []
+        chosen = [read_run(results, name) for name in names]
+        if not chosen or None in chosen:
             continue
-        base = chosen[0]["command"].rsplit(" --seed", 1)[0]
-        seed0 = next(path.parent.name for path in runs if read_run(results, path.parent.name)["command"] == base)
-        values = [read_run(results, seed0)["metrics"]] + [run["metrics"] for run in chosen]
+        seed0 = best[0]
+        values = [run["metrics"] for run in chosen]
         accuracy = [m["test_accuracy"] for m in values]
         seconds = [m["train_seconds"] for m in values]
         lines.append(f"- {family} ({seed0}, seeds 0, 1, 2): test accuracy {statistics.mean(accuracy):.2%} ± "

@@ -34,7 +34,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     eval_split = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
     if kind == "baseline":
         return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps,
-                             steps, "tf.data" if inputs.on_tensorflow_backend() else "PyDataset from host memory")
+                             steps, inputs.pipeline_name(on_device=False))
 
     config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
                          jit_compile=jit_compile, mixing=mixing).with_recipe_defaults(family.default_preset)

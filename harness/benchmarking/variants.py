@@ -3,8 +3,8 @@
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 
-KINDS = ("vit", "hybrid", "cnn", "baseline")
-NAN_GUARDS = ("async", "sync")  # how the NaN guard reads the loss (harness.benchmarking.run)  # baseline: the straightforward Keras ViT of a vit preset's size
+KINDS = ("vit", "hybrid", "cnn", "baseline")  # baseline: the straightforward Keras ViT of a vit preset's size
+NAN_GUARDS = ("async", "sync")  # how the NaN guard reads the loss (harness.benchmarking.run)
 
 
 def parse_variant(text):

@@ -87,22 +87,22 @@ class TrainingBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         indices = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         if self.on_device:
-            return self._device_batch(indices)
-        images, labels = model_inputs(self.split, indices, self.num_classes)
-        if self.mixer is not None:
-            mixed = self.mixer({"images": images, "labels": labels})
-            images, labels = (keras.ops.convert_to_numpy(mixed[key]) for key in ("images", "labels"))
-        return process_share((images, labels), self.shard)
-
-    def _device_batch(self, indices):
-        ops = keras.ops
-        indices = ops.convert_to_tensor(indices.astype(np.int32))
-        images = ops.cast(ops.take(self.device_images, indices, axis=0), "float32")
-        labels = ops.one_hot(ops.take(self.device_labels, indices, axis=0), self.num_classes, dtype="float32")
+            images, labels = self._device_inputs(indices)
+        else:
+            images, labels = model_inputs(self.split, indices, self.num_classes)
         if self.mixer is not None:
             mixed = self.mixer({"images": images, "labels": labels})
             images, labels = mixed["images"], mixed["labels"]
-        return images, labels
+            if not self.on_device:  # Keras' layers hand back backend tensors: back to the host
+                images, labels = keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
+        return (images, labels) if self.on_device else process_share((images, labels), self.shard)
+
+    def _device_inputs(self, indices):
+        """model_inputs, gathered and converted on the device from its copy of the split."""
+        ops = keras.ops
+        indices = ops.convert_to_tensor(indices.astype(np.int32))
+        images = ops.cast(ops.take(self.device_images, indices, axis=0), "float32")
+        return images, ops.one_hot(ops.take(self.device_labels, indices, axis=0), self.num_classes, dtype="float32")
 
     def on_epoch_end(self):
         self._start_epoch(self.epoch + 1)

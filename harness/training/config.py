@@ -143,6 +143,18 @@ def model_overrides(config):
     return {**columns, "drop_path_rate": config.drop_path_rate, **({"distillation": True} if config.teacher else {})}
 
 
+def check_data_on_device(setting, devices="1"):
+    """A one-line UserError for a --data-on-device setting that cannot apply (train.py and benchmark.py)."""
+    if setting not in DATA_ON_DEVICE:
+        raise UserError(f"data_on_device is {setting!r}; choose one of {', '.join(DATA_ON_DEVICE)}")
+    if setting == "on":
+        if backend.chosen_backend() != "jax":
+            raise UserError(f"--data-on-device on is for the JAX backend; on {backend.chosen_backend()} the batches "
+                            "come from the host (use auto, or KERAS_BACKEND=jax)")
+        if devices != "1":
+            raise UserError("--data-on-device on keeps the split on one device; with --devices, use auto")
+
+
 def resolve(config: TrainConfig):
     """The config with every default filled in and the image size decided, or a one-line UserError
     for settings that do not fit together (checked before any data loads or Keras starts)."""
@@ -192,14 +204,7 @@ def resolve(config: TrainConfig):
             raise UserError(f"distillation_alpha is {config.distillation_alpha!r}; it must be between 0 and 1")
         if not (isinstance(config.distillation_temperature, (int, float)) and config.distillation_temperature > 0):
             raise UserError(f"distillation_temperature is {config.distillation_temperature!r}; it must be above 0")
-    if config.data_on_device not in DATA_ON_DEVICE:
-        raise UserError(f"data_on_device is {config.data_on_device!r}; choose one of {', '.join(DATA_ON_DEVICE)}")
-    if config.data_on_device == "on":
-        if backend.chosen_backend() != "jax":
-            raise UserError(f"--data-on-device on is for the JAX backend; on {backend.chosen_backend()} the batches "
-                            "come from the host (use auto, or KERAS_BACKEND=jax)")
-        if config.devices != "1":
-            raise UserError("--data-on-device on keeps the split on one device; with --devices, use auto")
+    check_data_on_device(config.data_on_device, config.devices)
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:

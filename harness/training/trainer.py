@@ -188,14 +188,15 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
             }
         )
     on_device = inputs.data_on_device(config.data_on_device, train_split, placement.count)
+    pipeline = inputs.pipeline_name(on_device)
     write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
                                    "placement": dataclasses.asdict(placement),
-                                   "input_pipeline": inputs.pipeline_name(on_device),
+                                   "input_pipeline": pipeline,
                                    "resumed_after_epoch": first_epoch if resuming else None})
     print(
         f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
         f"{len(val_split)} validation / {len(dataset.test)} test images at {config.image_size}x{config.image_size}; "
-        f"precision {precision}{', deterministic' if deterministic else ''}; batches {inputs.pipeline_name(on_device)}; "
+        f"precision {precision}{', deterministic' if deterministic else ''}; batches {pipeline}; "
         f"run directory {run.path}"
     )
     if placement.count > 1:
