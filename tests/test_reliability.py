@@ -108,7 +108,10 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     # TensorBoard: the resumed run's curves continue, each epoch written once, as the uninterrupted run's.
     curves, expected = tensorboard_scalars(killed), tensorboard_scalars(reference)
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_images_per_second"} <= {t for _, t in curves}
-    assert len(list((killed / "tensorboard" / "train").glob("events.*"))) == 2  # one file per process
+    # One file per process that trained: with --patience, a process killed after early stopping (the poll
+    # above can be late on a loaded machine) leaves the resumed one nothing to train.
+    trained_on_resume = resumed_after < len(losses(killed))
+    assert len(list((killed / "tensorboard" / "train").glob("events.*"))) == (2 if trained_on_resume else 1)
     epochs = list(range(len(losses(killed))))  # Keras counts epochs from 0; patience may stop before 4
     for key, points in curves.items():
         assert [step for step, _ in points] == epochs, key
