@@ -97,7 +97,7 @@ class EpochRecorder(keras.callbacks.Callback):
         now = time.perf_counter()
         train_seconds = (self.train_end or now) - self.epoch_start
         self.train_seconds.append(train_seconds)
-        learning_rate = self.model.optimizer.learning_rate
+        learning_rate = self._learning_rate()
         row = {
             **{name: round(float(value), 6) for name, value in (logs or {}).items()},
             "epoch": epoch + 1,
@@ -116,6 +116,19 @@ class EpochRecorder(keras.callbacks.Callback):
             self.run.save_best(self.plain_model)
         if self.should_stop():
             self.model.stop_training = True
+
+    def _learning_rate(self):
+        """The optimizer's learning rate now. On JAX, Keras' schedules evaluated outside the training step
+        compile their `cond` at every call; one compiled function reads it instead, every epoch."""
+        optimizer = self.model.optimizer
+        schedule = optimizer._learning_rate  # Keras keeps the schedule here; `.learning_rate` evaluates it eagerly
+        if keras.backend.backend() != "jax" or not callable(schedule):
+            return optimizer.learning_rate
+        if getattr(self, "_compiled_schedule", None) is None:
+            import jax
+
+            self._compiled_schedule = jax.jit(schedule)
+        return self._compiled_schedule(optimizer.iterations.value)
 
     def steady_images_per_second(self):
         """Training throughput of a typical epoch; the first includes compilation, so it is left out."""

@@ -1,10 +1,7 @@
 """The optimizer: AdamW or SGD with momentum, warmup then cosine decay, gradient clipping if asked, and no
 weight decay on biases, norms and embeddings."""
 
-import math
-
 import keras
-from keras import ops
 
 # Weights that get no weight decay besides biases and normalisation scales (all of rank < 2).
 NO_DECAY_NAMES = ("class_token", "position_embedding")
@@ -15,33 +12,14 @@ def no_decay_variables(model):
     return [v for v in model.trainable_variables if len(v.shape) < 2 or v.name in NO_DECAY_NAMES]
 
 
-@keras.saving.register_keras_serializable(package="harness")
-class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.
-
-    Keras' CosineDecay computes the same numbers with a `cond`, which JAX compiles anew at every call
-    outside the training step, and the history reads the learning rate after every epoch; this one
-    uses elementwise ops only.
-    """
-
-    def __init__(self, peak, total_steps, warmup_steps):
-        super().__init__()
-        self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warmup = self.peak * step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
-        decay = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warmup, decay)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
-
-
 def learning_rate_schedule(peak, total_steps, warmup_steps):
-    """Linear warmup from 0 to `peak` over `warmup_steps` (at most all steps but one), then cosine decay to 0."""
-    return WarmupCosineDecay(peak, total_steps, max(0, min(warmup_steps, total_steps - 1)))
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine decay to 0."""
+    warmup_steps = min(warmup_steps, total_steps - 1)
+    if warmup_steps <= 0:
+        return keras.optimizers.schedules.CosineDecay(peak, total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total_steps - warmup_steps, warmup_target=peak, warmup_steps=warmup_steps
+    )
 
 
 def build_optimizer(config, model, steps_per_epoch):

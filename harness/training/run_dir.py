@@ -230,7 +230,6 @@ def load_model(run):
     import keras  # only here and in restore_checkpoint: the rest of this module needs no framework
 
     import cnn_baseline.bit  # noqa: F401  (registers the weight-standardised convolution of BiT and the hybrid)
-    import harness.training.optimizer  # noqa: F401  (the schedule a model trained without augmentation saves)
     import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
 
     try:
