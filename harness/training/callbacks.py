@@ -8,6 +8,7 @@ import time
 import keras
 
 from harness.training.augment import reseed
+from harness.training.run_dir import HISTORY_COLUMNS
 from harness.training.seeding import epoch_seed
 
 
@@ -138,13 +139,43 @@ class EpochRecorder(keras.callbacks.Callback):
         return self.train_images / statistics.median(seconds)
 
 
+# history.csv's columns the curves show (epoch is their step; the times would only clutter them)
+TENSORBOARD_COLUMNS = tuple(c for c in HISTORY_COLUMNS if c not in ("epoch", "seconds", "train_seconds"))
+
+
+def tensorboard_scalars(row):
+    """{"train": {tag: value}, "validation": {tag: value}} for one history.csv row, tagged as Keras
+    tags its epoch curves (epoch_loss, epoch_accuracy, epoch_learning_rate, ...)."""
+    scalars = {"train": {}, "validation": {}}
+    for name in TENSORBOARD_COLUMNS:
+        value = row.get(name)
+        if value in (None, ""):
+            continue
+        part, name = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+        scalars[part][f"epoch_{name}"] = float(value)
+    return scalars
+
+
+def write_epoch(writers, epoch, row):
+    """Writes one history row as step `epoch` (counted from 0) with `writers` ({part: writer}), flushed
+    to disk at once."""
+    import tensorflow as tf
+
+    scalars = tensorboard_scalars(row)
+    for part, writer in writers.items():
+        with writer.as_default():
+            for tag, value in scalars[part].items():
+                tf.summary.scalar(tag, value, step=epoch)
+        writer.flush()
+
+
 class TensorBoardLogger(keras.callbacks.TensorBoard):
     """Keras' TensorBoard callback, per epoch, into RUN/tensorboard/{train,validation}.
 
-    It writes an epoch only once the recorder has saved it, and flushes it to disk at once, so a run
-    resumed after a crash continues the curves with no step written twice. It adds the epoch's
-    img/s; Keras adds the learning rate. TensorBoard's writer is TensorFlow's, so this runs on the
-    TensorFlow backend only.
+    The curves show history.csv's rows: an epoch is written once the recorder has saved it, so a run
+    resumed after a crash writes no step twice, and `backfill_tensorboard` adds, on resume, an epoch
+    that was saved but not yet written when the crash came. TensorBoard's writer is TensorFlow's, so
+    this runs on the TensorFlow backend only.
     """
 
     def __init__(self, run, recorder):
@@ -154,9 +185,10 @@ class TensorBoardLogger(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         if self.recorder.last_epoch != epoch + 1:  # not saved (the loss became NaN): not logged either
             return
-        super().on_epoch_end(epoch, {**(logs or {}), "images_per_second": self.recorder.last_row["images_per_second"]})
-        for writer in (self._train_writer, self._val_writer):  # Keras flushes only at the end of training
-            writer.flush()
+        row = self.recorder.last_row
+        has_validation = bool(tensorboard_scalars(row)["validation"])  # Keras makes a writer when first asked
+        write_epoch({"train": self._train_writer, **({"validation": self._val_writer} if has_validation else {})},
+                    epoch, row)
 
     def on_test_end(self, logs=None):
         # Keras would also write the validation metrics against optimizer steps here, before the epoch is
@@ -167,6 +199,43 @@ class TensorBoardLogger(keras.callbacks.TensorBoard):
 def tensorboard_logger(run, recorder):
     """[TensorBoardLogger] on the TensorFlow backend, else [] (TensorBoard's writer needs TensorFlow)."""
     return [TensorBoardLogger(run, recorder)] if keras.backend.backend() == "tensorflow" else []
+
+
+def backfill_tensorboard(run, history):
+    """On resume (TensorFlow backend): writes the saved epochs of `history` that the curves lack.
+
+    A process killed after an epoch's checkpoint but before its TensorBoard write leaves that epoch out
+    of the curves; resume continues after it, so it is written here, from its history.csv row.
+    """
+    if keras.backend.backend() != "tensorflow" or not history:
+        return
+    import tensorflow as tf
+
+    for part in ("train", "validation"):
+        folder = run.tensorboard_path / part
+        written = _tensorboard_steps(folder)
+        missing = [row for row in history if int(row["epoch"]) - 1 not in written and tensorboard_scalars(row)[part]]
+        if missing:
+            writer = tf.summary.create_file_writer(str(folder))
+            for row in missing:
+                write_epoch({part: writer}, int(row["epoch"]) - 1, row)
+            writer.close()
+
+
+def _tensorboard_steps(folder):
+    """The epochs (steps) whose epoch_loss the event files in `folder` hold; a file cut short by a kill
+    counts up to its last whole record."""
+    import tensorflow as tf
+
+    steps = set()
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(events)):
+                if any(value.tag == "epoch_loss" for value in event.summary.value):
+                    steps.add(event.step)
+        except tf.errors.DataLossError:
+            pass
+    return steps
 
 
 def augmentation_reseeder(trainee, seed):

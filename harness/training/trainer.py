@@ -17,7 +17,13 @@ from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import devices, distillation, inputs, preflight
 from harness.training.augment import build_augmentation, with_augmentation
-from harness.training.callbacks import EpochRecorder, NonFiniteLossGuard, augmentation_reseeder, tensorboard_logger
+from harness.training.callbacks import (
+    EpochRecorder,
+    NonFiniteLossGuard,
+    augmentation_reseeder,
+    backfill_tensorboard,
+    tensorboard_logger,
+)
 from harness.training.config import TrainConfig, model_overrides, resolve
 from harness.training.manifest import build_manifest
 from harness.training.optimizer import build_optimizer
@@ -166,6 +172,7 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
     if resuming:
         first_epoch = run.restore_checkpoint(trainee, steps_per_epoch)
         history = run.read_history() if run.history_path.exists() else []
+        backfill_tensorboard(run, history)
         print(f"resuming {run.path} after epoch {first_epoch} of {config.epochs}")
     else:
         run.write_config(
