@@ -125,7 +125,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
 def test_resume_writes_the_epochs_a_kill_kept_out_of_tensorboard(tmp_path):
     import tensorflow as tf
 
-    from harness.training.callbacks import backfill_tensorboard, write_epoch
+    from harness.training.callbacks import backfill_tensorboard, write_scalars
+    from harness.training.callbacks import tensorboard_scalars as scalars_of_row
     from harness.training.run_dir import RunDirectory
 
     run = RunDirectory(tmp_path / "run")
@@ -136,8 +137,9 @@ def test_resume_writes_the_epochs_a_kill_kept_out_of_tensorboard(tmp_path):
                             "images_per_second": 100.0 + epoch, "learning_rate": 0.001 / epoch})
     history = run.read_history()
     writers = {part: tf.summary.create_file_writer(str(run.tensorboard_path / part)) for part in ("train", "validation")}
-    write_epoch(writers, 0, history[0])
-    write_epoch({"train": writers["train"]}, 1, history[1])  # killed between the two parts of epoch 2
+    for part, writer in writers.items():
+        write_scalars(writer, 0, scalars_of_row(history[0])[part])
+    write_scalars(writers["train"], 1, scalars_of_row(history[1])["train"])  # killed between epoch 2's parts
     for writer in writers.values():
         writer.close()
     events = next((run.tensorboard_path / "train").glob("events.*"))

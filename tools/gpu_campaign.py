@@ -195,11 +195,10 @@ def summary(results, quick=False):
         chosen = [read_run(results, name) for name in names]
         if not chosen or None in chosen:
             continue
-        seed0 = best[0]
         values = [run["metrics"] for run in chosen]
         accuracy = [m["test_accuracy"] for m in values]
         seconds = [m["train_seconds"] for m in values]
-        lines.append(f"- {family} ({seed0}, seeds 0, 1, 2): test accuracy {statistics.mean(accuracy):.2%} ± "
+        lines.append(f"- {family} ({best[0]}, seeds 0, 1, 2): test accuracy {statistics.mean(accuracy):.2%} ± "
                      f"{statistics.stdev(accuracy):.2%}, training {statistics.mean(seconds):,.0f} s ± "
                      f"{statistics.stdev(seconds):,.0f} s")
     lines += ["", "## Speed (benchmark.py)", ""]

@@ -306,13 +306,12 @@ def plain_cell(value):
 def _settings_tables(results):
     """The runs' settings (config.json) and provenance (manifest.json), one column per run."""
     header = ["", f"| | {' | '.join(plain_cell(r.label) for r in results)} |", "|---" * (len(results) + 1) + "|"]
-    cell = plain_cell
     lines = ["", "## Run settings", "", "From each run's config.json.", *header]
     for key, name in SETTINGS.items():
-        lines.append(f"| {name} | {' | '.join(cell(r.config.get(key)) for r in results)} |")
+        lines.append(f"| {name} | {' | '.join(plain_cell(r.config.get(key)) for r in results)} |")
     pretrained = [(r.config.get("pretrained_checkpoint") or {}).get("file") for r in results]
     if any(pretrained):
-        lines.append(f"| pretrained | {' | '.join(cell(p) for p in pretrained)} |")
+        lines.append(f"| pretrained | {' | '.join(plain_cell(p) for p in pretrained)} |")
     lines += ["", "## Provenance", "", "From each run's manifest.json: what produced it.", *header]
     provenance = {
         "command": lambda m: " ".join(m.get("command", [])) or None,
@@ -323,5 +322,5 @@ def _settings_tables(results):
         "data sha256": lambda m: (m.get("dataset") or {}).get("sha256", "")[:16] or None,
     }
     for name, read in provenance.items():
-        lines.append(f"| {name} | {' | '.join(cell(read(r.manifest)) for r in results)} |")
+        lines.append(f"| {name} | {' | '.join(plain_cell(read(r.manifest)) for r in results)} |")
     return lines

@@ -80,6 +80,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.best = best_epoch(history)
         self.last_epoch = len(history)
         self.train_seconds = []
+        self._compiled_schedule = None  # on JAX, see _learning_rate
 
     def should_stop(self):
         """Whether `patience` epochs have passed since the best one."""
@@ -125,7 +126,7 @@ class EpochRecorder(keras.callbacks.Callback):
         schedule = optimizer._learning_rate  # Keras keeps the schedule here; `.learning_rate` evaluates it eagerly
         if keras.backend.backend() != "jax" or not callable(schedule):
             return optimizer.learning_rate
-        if getattr(self, "_compiled_schedule", None) is None:
+        if self._compiled_schedule is None:
             import jax
 
             self._compiled_schedule = jax.jit(schedule)
@@ -156,17 +157,14 @@ def tensorboard_scalars(row):
     return scalars
 
 
-def write_epoch(writers, epoch, row):
-    """Writes one history row as step `epoch` (counted from 0) with `writers` ({part: writer}), flushed
-    to disk at once."""
+def write_scalars(writer, epoch, scalars):
+    """Writes {tag: value} as step `epoch` (counted from 0) and flushes it to disk at once."""
     import tensorflow as tf
 
-    scalars = tensorboard_scalars(row)
-    for part, writer in writers.items():
-        with writer.as_default():
-            for tag, value in scalars[part].items():
-                tf.summary.scalar(tag, value, step=epoch)
-        writer.flush()
+    with writer.as_default():
+        for tag, value in scalars.items():
+            tf.summary.scalar(tag, value, step=epoch)
+    writer.flush()
 
 
 class TensorBoardLogger(keras.callbacks.TensorBoard):
@@ -185,10 +183,9 @@ class TensorBoardLogger(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         if self.recorder.last_epoch != epoch + 1:  # not saved (the loss became NaN): not logged either
             return
-        row = self.recorder.last_row
-        has_validation = bool(tensorboard_scalars(row)["validation"])  # Keras makes a writer when first asked
-        write_epoch({"train": self._train_writer, **({"validation": self._val_writer} if has_validation else {})},
-                    epoch, row)
+        for part, scalars in tensorboard_scalars(self.recorder.last_row).items():
+            if scalars:  # asked for, Keras makes the part's writer (and its file)
+                write_scalars(self._train_writer if part == "train" else self._val_writer, epoch, scalars)
 
     def on_test_end(self, logs=None):
         # Keras would also write the validation metrics against optimizer steps here, before the epoch is
@@ -214,11 +211,12 @@ def backfill_tensorboard(run, history):
     for part in ("train", "validation"):
         folder = run.tensorboard_path / part
         written = _tensorboard_steps(folder)
-        missing = [row for row in history if int(row["epoch"]) - 1 not in written and tensorboard_scalars(row)[part]]
+        rows = {int(row["epoch"]) - 1: tensorboard_scalars(row)[part] for row in history}
+        missing = {epoch: scalars for epoch, scalars in rows.items() if scalars and epoch not in written}
         if missing:
             writer = tf.summary.create_file_writer(str(folder))
-            for row in missing:
-                write_epoch({part: writer}, int(row["epoch"]) - 1, row)
+            for epoch, scalars in missing.items():
+                write_scalars(writer, epoch, scalars)
             writer.close()
 
 
