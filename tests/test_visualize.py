@@ -224,3 +224,9 @@ def test_a_settings_cell_shows_its_text_as_written(text):
     table = markdown.markdown(f"| command |\n|---|\n| {plain_cell(text)} |", extensions=["tables"])
     cell = table.split("<td>")[1].split("</td>")[0]
     assert "<" not in cell and html.unescape(cell) == text
+
+
+@pytest.mark.parametrize("value, text", [(1217.4, "1,217"), (3600.0, "3,600"), (100.0, "100"), (63.24, "63.2"),
+                                         (0.4137, "0.414"), (50.6, "50.6"), (0.0, "0")])
+def test_a_summary_bar_is_labelled_as_people_write_numbers(value, text):
+    assert compare_plots.bar_text(value) == text

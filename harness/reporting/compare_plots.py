@@ -45,6 +45,12 @@ SUMMARY_BARS = (
 )
 
 
+def bar_text(value):
+    """A bar's label: three significant digits, and whole numbers with thousands separators from 100 up
+    (1,217 img/s rather than matplotlib's 1.22e+03)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def plot_summary_bars(summaries, labels, path):
     """One bar chart per summary figure, one bar per run."""
     figure, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -52,7 +58,8 @@ def plot_summary_bars(summaries, labels, path):
     for axis, (key, title, scale, unit) in zip(axes.flat, SUMMARY_BARS):
         values = [(s.get(key) or 0) / scale for s in summaries]
         bars = axis.bar(positions, values, color=[COLOURS[i % len(COLOURS)] for i in positions])
-        axis.bar_label(bars, fmt="%.3g", fontsize=9)
+        axis.bar_label(bars, labels=[bar_text(value) for value in values], fontsize=9)
+        axis.margins(y=0.1)  # room above the tallest bar for its label
         axis.set_xticks(positions, labels, rotation=15, ha="right")
         axis.set_ylabel(unit)
         axis.set_title(title)
