@@ -14,7 +14,7 @@ import datetime
 import pathlib
 
 from harness import backend
-from harness.cli import MAX_BATCH, MAX_EPOCHS, OneLineErrorParser, non_negative_int, positive, text
+from harness.cli import MAX_BATCH, MAX_EPOCHS, OneLineErrorParser, duration, non_negative_int, positive, text
 from harness.errors import cli_main
 from harness.training.config import TrainConfig, resolve
 from harness.training.recipes import RECIPES
@@ -46,7 +46,11 @@ def build_parser():
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
     parser.add_argument("--hybrid-preset", type=text, help="default: the recipe's (implies --hybrid)")
-    parser.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=positive(int, MAX_EPOCHS), help="epochs for both (default: the recipe's)")
+    length.add_argument("--time-budget", type=duration, metavar="DURATION",
+                        help="as train.py: each model trains for as many epochs as fit in this time (30m, 1h); "
+                        "the budget is each model's, not shared")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: the recipe's")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="default: 0")
     parser.add_argument("--out", type=text, help="folder for the runs and the report (default: reports/<time>)")
@@ -60,7 +64,8 @@ def main(argv=None):
 
     def settings(model, name, **extra):
         shared = dict(recipe=args.recipe, preset=getattr(args, f"{model}_preset"), dataset=args.dataset,
-                      data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+                      data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                      time_budget=args.time_budget)
         return resolve(TrainConfig(model=model, run_dir=str(out / name), **{**shared, **extra}))
 
     fine_tune = lambda path: {"recipe": "finetune", "pretrained": path} if path else {}  # noqa: E731

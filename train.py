@@ -25,6 +25,7 @@ from harness.cli import (
     MAX_STEPS,
     OneLineErrorParser,
     device_count,
+    duration,
     fraction,
     non_negative,
     non_negative_int,
@@ -94,7 +95,7 @@ def build_parser():
     model.add_argument("--pretrained", type=text, metavar="FILE.npz",
                        help="start from a released checkpoint of the --preset's size: ViT (ViT-B_16.npz), hybrid "
                        "(R50+ViT-B_16.npz) or BiT (BiT-M-R50x1.npz, --model cnn); its head is replaced by a new zero "
-                       "one (README, 'Pretrained ViT')")
+                       "one (docs/pretrained.md)")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="with --pretrained: train only the new head (feature extraction)")
     model.add_argument("--teacher", type=text, metavar="RUN_DIR",
@@ -117,6 +118,10 @@ def build_parser():
     length = training.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive(int, MAX_EPOCHS),
                         help=f"passes over the training split (default: recipe, else {DEFAULTS['epochs']})")
+    length.add_argument("--time-budget", type=duration, metavar="DURATION",
+                        help="train for as many epochs as fit in this much time (30m, 1h, 90s), measured on this "
+                        "machine before the first epoch; the learning-rate schedule ends with the last epoch "
+                        "(docs/training.md, 'Time budgets')")
     length.add_argument("--steps", type=positive(int, MAX_STEPS),
                         help="optimisation steps instead of epochs (the epochs follow from the data; the finetune "
                         "recipe's 500)")
@@ -135,7 +140,8 @@ def build_parser():
                           help="clip the global gradient norm to this (default: recipe, else none; finetune: 1)")
     training.add_argument("--augmentation", choices=AUGMENTATIONS,
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
-                          "(default)")
+                          "(default); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength 0.5) "
+                          "and RandomErasing (a quarter of the images), as DeiT")
     training.add_argument("--mixing", choices=MIXINGS, help="MixUp or CutMix of each batch (default: recipe, else none)")
     training.add_argument("--mixing-alpha", type=positive(float),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "

@@ -83,3 +83,26 @@ def text(value):
     if not value.strip():
         raise argparse.ArgumentTypeError("it is empty")
     return value
+
+
+MAX_BUDGET_SECONDS = 30 * 86400
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(text):
+    """A length of time like 90s, 30m, 1h or 1h30m, in seconds (--time-budget)."""
+    value, total, number = text.strip().lower(), 0.0, ""
+    for character in value:
+        if character.isdigit() or character == ".":
+            number += character
+        elif character in DURATION_UNITS and number:
+            total += _number(number, float) * DURATION_UNITS[character]
+            number = ""
+        else:
+            number = "?"
+            break
+    if number or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; write it like 90s, 30m, 1h or 1h30m")
+    if not 0 < total <= MAX_BUDGET_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most {MAX_BUDGET_SECONDS // 86400} days")
+    return total

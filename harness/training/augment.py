@@ -52,23 +52,38 @@ class RandomShift(layers.Layer):
         return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
 
 
+# "randaugment": the DeiT family's per-image policy at CIFAR scale, with Keras' own layers. Two of
+# RandAugment's operations at half strength, then random erasing of one box in a quarter of the images.
+RANDAUGMENT_OPS = 2
+RANDAUGMENT_STRENGTH = 0.5
+ERASING_PROBABILITY = 0.25  # DeiT's
+
+
 def build_augmentation(name, seed=None):
     """The per-image augmentation as a `keras.Sequential`, or None for "none".
 
     "crop_flip" is the standard CIFAR augmentation: a random shift of up to 4 pixels with zero fill
-    (pad 4 and crop) and a horizontal flip. Both layers run in float32 whatever the precision policy.
+    (pad 4 and crop) and a horizontal flip. "randaugment" adds Keras' RandAugment (Cubuk et al. 2020;
+    Keras draws the operations once per batch and their magnitudes per image) and RandomErasing
+    (Zhong et al. 2020), as DeiT and Lee et al.'s small-data ViTs train. Every layer runs in float32
+    whatever the precision policy.
     """
     if name == "none":
         return None
-    if name != "crop_flip":
+    if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
-    return keras.Sequential(
-        [
-            RandomShift(CIFAR_SHIFT, seed=seed, dtype="float32", name="random_shift"),
-            layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip"),
-        ],
-        name="augmentation",
-    )
+    steps = [
+        RandomShift(CIFAR_SHIFT, seed=seed, dtype="float32", name="random_shift"),
+        layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip"),
+    ]
+    if name == "randaugment":
+        steps += [
+            layers.RandAugment(value_range=(0, 255), num_ops=RANDAUGMENT_OPS, factor=RANDAUGMENT_STRENGTH, seed=seed,
+                               dtype="float32", name="rand_augment"),
+            layers.RandomErasing(factor=ERASING_PROBABILITY, value_range=(0, 255), seed=seed, dtype="float32",
+                                 name="random_erasing"),
+        ]
+    return keras.Sequential(steps, name="augmentation")
 
 
 def with_augmentation(model, augmentation):

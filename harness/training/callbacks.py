@@ -132,6 +132,10 @@ class EpochRecorder(keras.callbacks.Callback):
             self._compiled_schedule = jax.jit(schedule)
         return self._compiled_schedule(optimizer.iterations.value)
 
+    def reset_schedule(self):
+        """The schedule changed (a time budget shortened the run): compile its reader again."""
+        self._compiled_schedule = None
+
     def steady_images_per_second(self):
         """Training throughput of a typical epoch; the first includes compilation, so it is left out."""
         if not self.train_seconds:

@@ -29,7 +29,7 @@ FAMILY_DEFAULTS = {
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
 }
 OPTIMIZERS = ("adamw", "sgd", "momentum")  # sgd: Nesterov momentum 0.9; momentum: plain momentum 0.9
-AUGMENTATIONS = ("crop_flip", "none")  # per image, inside the training model (harness.training.augment)
+AUGMENTATIONS = ("crop_flip", "randaugment", "none")  # per image, inside the training model (harness.training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
 DISTILLATIONS = ("hard", "soft")
@@ -66,6 +66,7 @@ class TrainConfig:
     distillation_temperature: Optional[float] = None  # soft distillation's T: 3 (DeiT)
     epochs: Optional[int] = None
     steps: Optional[int] = None  # train this many steps instead; the epochs follow from the data
+    time_budget: Optional[float] = None  # seconds: as many epochs as fit (harness.training.time_budget)
     warmup_steps: Optional[int] = None  # with `steps`: the warmup, in steps
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None  # peak, after warmup
@@ -96,23 +97,26 @@ class TrainConfig:
         if self.teacher:
             kind = self.distillation or "hard"
             layers.update(distillation=kind, **DISTILLATION_DEFAULTS[kind])
-        by_steps = self.epochs is None and (self.steps or budget.get("steps"))
-        if by_steps:  # the epochs and the warmup follow from the data (`for_data`)
+        by_time = self.epochs is None and self.steps is None and (self.time_budget or budget.get("time_budget"))
+        by_steps = self.epochs is None and not by_time and (self.steps or budget.get("steps"))
+        if by_steps or by_time:  # the epochs and the warmup follow from the data, or from the measured speed
             layers.pop("epochs")
             if "warmup_epochs" not in budget:
                 layers.pop("warmup_epochs")
-        else:  # epochs given: a recipe's step counts do not apply
+        if not by_steps:  # epochs or a time budget: a recipe's step counts do not apply
             layers.pop("steps", None)
             layers.pop("warmup_steps", None)
+        if not by_time:
+            layers.pop("time_budget", None)
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
-        if self.warmup_epochs is None and "warmup_epochs" not in budget and not by_steps:
+        if self.warmup_epochs is None and "warmup_epochs" not in budget and not (by_steps or by_time):
             epochs = self.epochs or filled["epochs"]
             filled["warmup_epochs"] = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
         return dataclasses.replace(self, **filled)
 
     def for_data(self, train_images):
         """A step-counted config (`steps`) turned into epochs for a training split of `train_images`."""
-        if self.epochs is not None:
+        if self.epochs is not None or self.steps is None:  # epochs given, or planned from a time budget
             return self
         per_epoch = max(1, train_images // self.batch_size)
         epochs = math.ceil(self.steps / per_epoch)
@@ -160,6 +164,12 @@ def resolve(config: TrainConfig):
     for settings that do not fit together (checked before any data loads or Keras starts)."""
     if config.model not in MODEL_FAMILIES:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+    if config.time_budget is not None:
+        if config.epochs is not None or config.steps is not None:
+            raise UserError("give one of --epochs, --steps and --time-budget: the budget chooses the epochs")
+        if not (isinstance(config.time_budget, (int, float)) and math.isfinite(config.time_budget)
+                and config.time_budget > 0):
+            raise UserError(f"time_budget is {config.time_budget!r}; it must be a number of seconds above 0")
     if config.recipe and RECIPES[config.recipe][config.model] is None:
         raise UserError(f"the {config.recipe} recipe is not for the {config.model} ({RECIPES[config.recipe]['budget']})")
     if config.recipe == "finetune" and not config.pretrained:
@@ -167,7 +177,7 @@ def resolve(config: TrainConfig):
     if config.pretrained is not None:
         if not pathlib.Path(config.pretrained).is_file():
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
-                            "checkpoint (README, 'Pretrained ViT')")
+                            "checkpoint (docs/pretrained.md)")
     if config.train_size is not None and config.train_fraction is not None:
         raise UserError("give --train-size or --train-fraction, not both")
     if config.train_fraction is not None and not (isinstance(config.train_fraction, (int, float))
@@ -218,9 +228,9 @@ def resolve(config: TrainConfig):
             raise UserError(f"{name} is {value!r}; it must be a whole number, at least {low}")
     numbers = {name: getattr(config, name) for name in ("learning_rate", "weight_decay", "warmup_epochs",
                                                         "label_smoothing", "mixing_alpha", "val_fraction",
-                                                        "gradient_clip_norm")}
+                                                        "gradient_clip_norm", "time_budget")}
     for name, value in numbers.items():
-        if value is None and name in ("warmup_epochs", "gradient_clip_norm"):  # warmup: set by for_data with steps
+        if value is None and name in ("warmup_epochs", "gradient_clip_norm", "time_budget"):  # warmup: set by for_data with steps
             continue
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} is {value!r}; it must be a finite number")

@@ -55,4 +55,5 @@ def build_manifest(config, dataset, precision, device):
         "pretrained_checkpoint": config.get("pretrained_checkpoint"),  # file name and sha256, if any
         "git_commit": git_commit(),
         "platform": platform.platform(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 minutes: was the machine busy?
     }

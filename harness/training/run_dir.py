@@ -39,8 +39,9 @@ def write_json(path, data):
 def default_run_name(config, dataset_name):
     """A folder name that states the recipe, like the authors' AugReg checkpoint names."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    length = f"e{config.epochs}" if config.epochs is not None else f"t{config.time_budget / 60:g}m"
     return (
-        f"{config.model}-{config.preset}-{dataset_name}-e{config.epochs}-lr{config.learning_rate:g}"
+        f"{config.model}-{config.preset}-{dataset_name}-{length}-lr{config.learning_rate:g}"
         f"-wd{config.weight_decay:g}-{config.augmentation}-s{config.seed}-{stamp}"
     )
 

@@ -6,8 +6,10 @@ completed epoch; with the same seed on a CPU, the resumed run ends exactly as an
 
 import contextlib
 import dataclasses
+import math
 import pathlib
 import sys
+import time
 
 import keras
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from harness import data
 from harness.errors import Interrupted, Terminated, UserError
 from harness.models import MODEL_FAMILIES
-from harness.training import devices, distillation, inputs, preflight
+from harness.training import devices, distillation, inputs, preflight, time_budget
 from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import (
     EpochRecorder,
@@ -166,6 +168,9 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
                        "preset": teacher_config["preset"], "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
         print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
               f"(test accuracy {100 * teacher_run['test_accuracy']:.2f}%), frozen; {config.distillation} distillation")
+    plan = None
+    if config.epochs is None:  # a time budget: as many epochs as the measured speed fits in it
+        plan, config = plan_time_budget(family, config, dataset, train_split, val_split, steps_per_epoch, teacher)
     trainee = training_model(model, config, steps_per_epoch, teacher)
 
     first_epoch, history = 0, []
@@ -229,13 +234,17 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         )
         val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
                                               placement.shard) if len(val_split) else None)
+        budget_guard = [] if plan is None else [
+            time_budget.BudgetGuard(plan, config.epochs, steps_per_epoch, recorder=recorder,
+                                    on_replan=lambda epochs: run.write_config({**run.read_config(), "epochs": epochs}))]
         trainee.fit(
             train_data,
             validation_data=val_data,
             epochs=config.epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[guard, recorder, *tensorboard_logger(run, recorder), *augmentation_reseeder(trainee, config.seed)],
+            callbacks=[guard, recorder, *tensorboard_logger(run, recorder), *augmentation_reseeder(trainee, config.seed),
+                       *budget_guard],  # the budget guard after the recorder: it may shorten the saved run
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
@@ -247,7 +256,27 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
             f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
             f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
         )
-    return _finish(run, config, model, trainee, dataset, recorder, precision, placement)
+    budget_record = None
+    if plan is not None:
+        budget_record = budget_guard[0].finish() if budget_guard else plan.record
+        config = dataclasses.replace(config, epochs=budget_record.get("final_epochs", config.epochs))
+    return _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record)
+
+
+def plan_time_budget(family, config, dataset, train_split, val_split, steps_per_epoch, teacher):
+    """(the plan, the config with its epochs and warmup) for a time-budget run: a throwaway copy of the
+    training model times its steps (harness.training.time_budget)."""
+    plan = time_budget.BudgetPlan(config.time_budget, time.perf_counter())
+    copy = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes,
+                        **model_overrides(config))
+    trial = training_model(copy, dataclasses.replace(config, epochs=1, warmup_epochs=0.0), steps_per_epoch, teacher)
+    validation_batches = math.ceil(len(val_split) / config.batch_size)
+    measured = time_budget.measure(trial, train_split, dataset.num_classes, config.batch_size, validation_batches,
+                                   config.time_budget)
+    del trial, copy
+    epochs = plan.choose_epochs(*measured, steps_per_epoch, validation_batches)
+    print(plan.describe(), flush=True)
+    return plan, dataclasses.replace(config, epochs=epochs, warmup_epochs=time_budget.warmup_for(config, epochs))
 
 
 def interrupted(run, epochs, terminated):
@@ -260,7 +289,7 @@ def interrupted(run, epochs, terminated):
                        f"in {run.path}; continue with: python train.py --resume {run.path}", terminated)
 
 
-def _finish(run, config, model, trainee, dataset, recorder, precision, placement):
+def _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record=None):
     history = run.read_history()
     saved_epoch = len(history)
     if config.keep == "best" and recorder.best[0]:
@@ -289,6 +318,7 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         "images_per_second": round(recorder.steady_images_per_second() or 0.0, 1),
         "precision": precision,
         "backend": keras.backend.backend(),
+        **({"time_budget": budget_record} if budget_record else {}),
     }
     run.write_metrics(metrics)  # from here on, the run counts as finished
     run.remove_checkpoint()
