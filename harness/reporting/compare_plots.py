@@ -8,6 +8,9 @@ from harness.reporting.plots import mark_rows_without_images, row_names, row_nor
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+FEW_EPOCHS = 20  # up to this many epochs, each is drawn as a point too
+
+
 def plot_training_curves(histories, labels, path):
     """Loss and accuracy, training (solid) and validation (dashed), against epoch and wall-clock time.
 
@@ -17,12 +20,14 @@ def plot_training_curves(histories, labels, path):
     for run, (history, label) in enumerate(zip(histories, labels)):
         colour = COLOURS[run % len(COLOURS)]
         seconds = np.cumsum(history["seconds"])
+        marker = "o" if len(history["epoch"]) <= FEW_EPOCHS else None  # a 1-epoch run is a point, not nothing
         for row, metric in enumerate(("loss", "accuracy")):
             for column, x in enumerate((history["epoch"], seconds)):
                 axis = axes[row, column]
-                axis.plot(x, history[metric], color=colour, label=f"{label} train")
+                axis.plot(x, history[metric], color=colour, marker=marker, label=f"{label} train")
                 if not np.all(np.isnan(history[f"val_{metric}"])):
-                    axis.plot(x, history[f"val_{metric}"], color=colour, linestyle="--", label=f"{label} validation")
+                    axis.plot(x, history[f"val_{metric}"], color=colour, linestyle="--", marker=marker,
+                              label=f"{label} validation")
     for row, metric in enumerate(("loss", "accuracy")):
         for column, x_label in enumerate(("epoch", "wall-clock seconds")):
             axis = axes[row, column]

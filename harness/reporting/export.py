@@ -33,7 +33,7 @@ def check_export(folder, export_format):
                         "evaluate.py with KERAS_BACKEND=tensorflow (model.keras is the same on every backend)")
     missing = [name for name in FORMATS[export_format][1] if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserError(f"--format {export_format} needs {', '.join(missing)}: pip install -r requirements.txt")
+        raise UserError(f"--format {export_format} needs {', '.join(missing)}: pip install -r requirements-export.txt")
     path = pathlib.Path(folder)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f"--export {folder} already exists and is not an empty folder; choose a new one")

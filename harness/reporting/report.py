@@ -15,6 +15,7 @@ import vit_tf
 from harness import data
 from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, handin, model_plots, plots, scaling
+from harness.reporting.conclusion import conclusion, training_data
 from harness.reporting.evaluate_run import predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
@@ -263,7 +264,13 @@ def _vit_figures(result, out):
 def _markdown(results, figures, counts, class_names, shared_test):
     lines = ["# ViT vs CNN: run comparison", "",
              f"Dataset: {results[0].summary['dataset']}, {len(results[0].test)} test images, "
-             f"{len(class_names)} classes.", "",
+             f"{len(class_names)} classes; trained on {training_data(results[0].config)}.", "",
+             *conclusion([{"label": r.label, "model": r.config["model"], "preset": r.config["preset"],
+                           "test_accuracy": r.summary["test_accuracy"], "test_images": len(r.test),
+                           "train_images": (r.config.get("split_sizes") or {}).get("train"),
+                           "time_budget": r.config.get("time_budget"), "epochs": r.summary["epochs"]}
+                          for r in results]), "",
+             "## Runs", "",
              "| run | params | FLOPs / image | train img/s | train time (s) | epochs | best val acc | test acc |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -287,11 +294,25 @@ def _markdown(results, figures, counts, class_names, shared_test):
 
 
 # config.json key -> the row's name in the settings table
-SETTINGS = {"model": "model", "preset": "preset", "recipe": "recipe", "image_size": "image size", "epochs": "epochs",
+SETTINGS = {"model": "model", "preset": "preset", "recipe": "recipe", "image_size": "image size",
+            "time_budget": "time budget", "epochs": "epochs",
             "batch_size": "batch size", "optimizer": "optimizer", "learning_rate": "learning rate",
             "weight_decay": "weight decay", "warmup_epochs": "warm-up epochs", "label_smoothing": "label smoothing",
             "augmentation": "augmentation", "mixing": "mixing", "drop_path_rate": "drop path",
             "resolved_precision": "precision", "seed": "seed"}
+
+
+def applied_setting(config, key):
+    """A config.json setting as the run applied it, or None where it did not apply: no drop path for a CNN,
+    no MixUp strength without mixing, the warm-up as the schedule really ran it (never longer than the run)."""
+    value = config.get(key)
+    if key == "drop_path_rate" and not MODEL_FAMILIES[config["model"]].transformer:
+        return None
+    if key == "time_budget" and value:
+        return f"{value / 60:g} min"
+    if key == "warmup_epochs" and value is not None and config.get("epochs"):
+        return round(min(value, config["epochs"]), 3) or None  # the schedule caps it at the run's length
+    return value
 
 
 def plain_cell(value):
@@ -308,7 +329,9 @@ def _settings_tables(results):
     header = ["", f"| | {' | '.join(plain_cell(r.label) for r in results)} |", "|---" * (len(results) + 1) + "|"]
     lines = ["", "## Run settings", "", "From each run's config.json.", *header]
     for key, name in SETTINGS.items():
-        lines.append(f"| {name} | {' | '.join(plain_cell(r.config.get(key)) for r in results)} |")
+        values = [applied_setting(r.config, key) for r in results]
+        if any(value is not None for value in values):
+            lines.append(f"| {name} | {' | '.join(plain_cell(value) for value in values)} |")
     pretrained = [(r.config.get("pretrained_checkpoint") or {}).get("file") for r in results]
     if any(pretrained):
         lines.append(f"| pretrained | {' | '.join(plain_cell(p) for p in pretrained)} |")

@@ -1,0 +1,48 @@
+"""The report's written conclusion and its settings table say what the numbers mean, and only what applied."""
+
+from harness.reporting.conclusion import conclusion, sampling_error, training_data
+from harness.reporting.report import applied_setting
+
+
+def run(model, accuracy, seed=0, train_images=45_000, budget=None, epochs=10, preset=None):
+    return {"label": f"{model} #{seed}", "model": model, "preset": preset or f"{model}_preset",
+            "test_accuracy": accuracy, "test_images": 10_000, "train_images": train_images, "time_budget": budget,
+            "epochs": epochs}
+
+
+def test_one_seed_each_is_weighed_against_the_test_sets_sampling_error():
+    text = "\n".join(conclusion([run("vit", 0.70), run("cnn", 0.85)]))
+    assert "The CNN (cnn_preset) won: 85.00% test accuracy against 70.00% for the VIT (vit_preset), 15.00 points" in text
+    assert f"± {100 * sampling_error(0.85, 10_000):.2f} points" in text and "A clear difference." in text
+
+
+def test_seeds_are_weighed_against_their_spread():
+    runs = [run("vit", a, seed) for seed, a in enumerate((0.70, 0.72, 0.71))]
+    runs += [run("cnn", a, seed) for seed, a in enumerate((0.715, 0.705, 0.725))]
+    text = "\n".join(conclusion(runs))
+    assert "3 seeds" in text and "seed spread (± 1.00 points)" in text and "Too close to call" in text
+
+
+def test_the_caveat_names_a_small_training_set_or_a_shared_budget():
+    small = "\n".join(conclusion([run("vit", 0.36, train_images=3_600), run("cnn", 0.51, train_images=3_600)]))
+    assert "only 3,600 images" in small and "smoke test" in small
+    budget = "\n".join(conclusion([run("vit", 0.7, budget=1800.0), run("cnn", 0.85, budget=1800.0)]))
+    assert "same 30-minute budget" in budget
+    assert "One model" in "\n".join(conclusion([run("cnn", 0.5)]))
+
+
+def test_the_training_data_is_named_with_its_size_and_source():
+    config = {"dataset": "cifar10_sample", "split_sizes": {"train": 3600, "validation": 400, "test": 1000}}
+    assert training_data(config) == ("3,600 training, 400 validation images of cifar10_sample "
+                                     "(the embedded sample in harness/data)")
+    folder = {"dataset": "cifar10-jpeg", "data_dir": "/data/c10", "split_sizes": {"train": 45000, "validation": 0}}
+    assert training_data(folder) == "45,000 training images of cifar10-jpeg (image folder or batch files at /data/c10)"
+
+
+def test_settings_that_did_not_apply_are_not_shown():
+    assert applied_setting({"model": "cnn", "drop_path_rate": 0.0}, "drop_path_rate") is None
+    assert applied_setting({"model": "vit", "drop_path_rate": 0.1}, "drop_path_rate") == 0.1
+    assert applied_setting({"model": "vit", "warmup_epochs": 5.0, "epochs": 1}, "warmup_epochs") == 1
+    assert applied_setting({"model": "vit", "warmup_epochs": 0.0, "epochs": 3}, "warmup_epochs") is None
+    assert applied_setting({"model": "vit", "time_budget": 1800.0}, "time_budget") == "30 min"
+    assert applied_setting({"model": "vit", "time_budget": None}, "time_budget") is None
