@@ -1,5 +1,6 @@
 """Every data source, on small data the tests write themselves (plus the embedded sample)."""
 
+import pathlib
 import pickle
 
 import numpy as np
@@ -10,6 +11,8 @@ from PIL import Image
 from harness.data import load_dataset, split_validation
 from harness.data.images import load_image
 from harness.errors import UserError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_embedded_sample_is_balanced_cifar10():
@@ -253,3 +256,27 @@ def test_loading_once_keeps_one_copy_per_dataset_inside_the_block(monkeypatch):
         assert data_module.load_dataset("cifar10_sample", image_size=16) is not first
     assert len(calls) == 2
     assert data_module.load_dataset("cifar10_sample") is not first  # outside the block: loaded afresh
+
+
+def test_the_official_batches_become_an_image_folder_archive_that_trains(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cifar_to_folder", REPO / "tools" / "cifar_to_folder.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    directory = tmp_path / "cifar-10-batches-py"
+    directory.mkdir()
+    images = np.random.default_rng(1).integers(0, 256, (14, 32, 32, 3), dtype=np.uint8)
+    for index in range(5):  # classes 0 and 1 in every split, as in the real files
+        write_cifar_batch(directory / f"data_batch_{index + 1}", images[2 * index : 2 * index + 2], [0, 1])
+    write_cifar_batch(directory / "test_batch", images[10:], [0, 1, 1, 0])
+    with open(directory / "batches.meta", "wb") as file:
+        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, file, protocol=2)
+    archive = tmp_path / "cifar10-png.tar.gz"
+    assert tool.write_archive(directory, archive, image_format="png") == 14
+    folder, original = load_dataset(data_dir=archive), load_dataset(data_dir=directory)
+    for split in ("train", "test"):  # lossless: the same images under the same class names
+        ours, theirs = getattr(folder, split), getattr(original, split)
+        found = sorted((folder.class_names[k], bytes(image)) for k, image in zip(ours.labels, ours.images))
+        expected = sorted((original.class_names[k], bytes(image)) for k, image in zip(theirs.labels, theirs.images))
+        assert found == expected

@@ -1,14 +1,14 @@
 """The GPU campaign of issue 10 as one rerunnable queue: speed first, then the CNN and ViT accuracy runs.
 
 Each call works through the queue in order for at most --budget seconds and stops; what finished is
-in results/ (no weights, no images), and the next call, in this session or a later one, goes on from
+in results/gpu/ (no weights, no images), and the next call, in this session or a later one, goes on from
 there. A training run still going at the deadline is stopped with SIGTERM (its epochs are kept) and
 resumed by the next call while the machine still holds it, else started again.
 
     bash tools/gpu_wheels.sh                            # once, here: Keras' wheels and the archive, for the GPU
-    python tools/gpu_campaign.py --budget 540           # on the GPU machine (KERAS_BACKEND=jax; README, "GPU campaign")
+    python tools/gpu_campaign.py --budget 540           # on the GPU machine (KERAS_BACKEND=jax; docs/benchmarking.md, "GPU campaign")
     python tools/gpu_campaign.py --list                 # the queue: what is done, what is next
-    python tools/gpu_campaign.py --summary              # results/README.md from the files in results/
+    python tools/gpu_campaign.py --summary              # results/gpu/README.md from the files in results/gpu/
     python tools/gpu_campaign.py --quick --results DIR  # a CPU rehearsal: test sizes, the embedded sample
 
 The full CIFAR-10 runs use the JPEG-quality-75 copy (.gpu/cifar10-jpeg.tar.gz), which scores slightly
@@ -222,7 +222,7 @@ def summary(results, quick=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=540, help="seconds this call may run (default: 540)")
-    parser.add_argument("--results", default="results", help="where the evidence goes (default: results)")
+    parser.add_argument("--results", default="results/gpu", help="where the evidence goes (default: results/gpu)")
     parser.add_argument("--scratch", default="campaign_runs", help="run directories, weights included (default: "
                         "campaign_runs, not committed)")
     parser.add_argument("--quick", action="store_true",

@@ -1,0 +1,44 @@
+"""results/ is the one source of README's Results: the table there is what tools/results.py renders from it."""
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def results_tool():
+    spec = importlib.util.spec_from_file_location("results_tool", ROOT / "tools" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def readme_results_section():
+    text = (ROOT / "README.md").read_text()
+    tool = results_tool()
+    return text[text.index(tool.README_START) + len(tool.README_START):text.index(tool.README_END)].strip()
+
+
+def test_the_readme_results_table_is_rendered_from_results():
+    tool = results_tool()
+    runs = tool.read_runs()
+    assert readme_results_section() == tool.results_table(runs)
+    assert (ROOT / "results" / "README.md").read_text().count(tool.results_table(runs)) == 1
+
+
+def test_each_recipes_expected_accuracy_is_its_measured_one():
+    from harness.training.recipes import RECIPES
+
+    measured = results_tool().expected()
+    for name, recipe in RECIPES.items():
+        if name in measured:
+            for model, text in measured[name].items():
+                assert text in str(recipe["expected"][model]), (name, model, recipe["expected"])
+        else:
+            assert recipe["expected"] is None, f"{name}'s expected figures are not backed by a run in results/"
+
+
+def test_the_results_table_summarises_seeds_as_mean_and_spread():
+    tool = results_tool()
+    assert tool.summary([91.0]) == "91.00%"
+    assert tool.summary([90.0, 91.0, 92.0]) == "91.00% ± 1.00% (3 seeds)"

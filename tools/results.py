@@ -1,0 +1,169 @@
+"""results/: the measured runs behind every figure in README.md's Results section, and the command that
+makes them and renders them.
+
+    python tools/results.py run --recipe cpu30 --model cnn --seed 0 --data-dir DIR   # measure one run
+    python tools/results.py render     # results/README.md and README.md's Results table, from results/
+
+`run` first times `resnet20` with benchmark.py (batch 128) as the machine's speed calibration, then trains
+the recipe with train.py, and keeps its config, manifest, history and metrics (never the weights) in
+results/<recipe>/<model>-s<seed>/, with the calibration and the load average before and after. Run it when
+nothing else runs on the machine. `render` reads only those files.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+KEPT_FILES = ("config.json", "manifest.json", "history.csv", "metrics.json")
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+MODEL_NAMES = {"cnn": "CNN", "vit": "ViT", "hybrid": "hybrid"}
+
+
+def calibrate(python):
+    """train img/s of resnet20 at batch 128 from benchmark.py, on this machine now."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = pathlib.Path(scratch) / "calibration.json"
+        subprocess.run([python, "benchmark.py", "--model", "cnn:resnet20", "--batch-size", "128", "--warmup-steps",
+                        "3", "--steps", "20", "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        row = json.loads(out.read_text())["results"][0]
+    return {"benchmark": "benchmark.py --model cnn:resnet20 --batch-size 128 --warmup-steps 3 --steps 20",
+            "train_images_per_second": row["train_images_per_second"]}
+
+
+def run(args):
+    destination = RESULTS / args.recipe / f"{args.model}-s{args.seed}"
+    if destination.exists() and not args.overwrite:
+        sys.exit(f"error: {destination} exists; add --overwrite to measure it again")
+    load_before = os.getloadavg()
+    calibration = calibrate(args.python)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = pathlib.Path(scratch) / "run"
+        data = ["--data-dir", args.data_dir, "--dataset", args.dataset] if args.data_dir else []  # else the sample
+        command = [args.python, "train.py", "--recipe", args.recipe, "--model", args.model, "--seed", str(args.seed),
+                   *data, "--run-dir", str(run_dir), *args.extra]
+        subprocess.run(command, cwd=ROOT, check=True)
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in KEPT_FILES:
+            shutil.copy(run_dir / name, destination / name)
+    measurement = {"calibration": calibration, "load_average_before": load_before,
+                   "load_average_after": os.getloadavg(),
+                   "command": " ".join(["python tools/results.py run", *sys.argv[2:]])}
+    (destination / "measurement.json").write_text(json.dumps(measurement, indent=2) + "\n")
+    print(f"kept {destination}")
+    render(None)
+
+
+def read_runs():
+    """One dict per measured run under results/, in a stable order."""
+    runs = []
+    for measurement_path in sorted(RESULTS.glob("*/*/measurement.json")):  # results/gpu/ is the GPU campaign's
+        folder = measurement_path.parent
+        metrics = json.loads((folder / "metrics.json").read_text())
+        measurement = json.loads(measurement_path.read_text())
+        manifest = json.loads((folder / "manifest.json").read_text())
+        config = json.loads((folder / "config.json").read_text())
+        budget = metrics.get("time_budget") or {}
+        runs.append({"recipe": folder.parent.name, "model": metrics["model"], "preset": metrics["preset"],
+                     "seed": manifest["seed"], "folder": folder.relative_to(ROOT).as_posix(),
+                     "test_accuracy": 100 * metrics["test_accuracy"], "epochs": metrics["epochs_trained"],
+                     "train_minutes": budget.get("actual_seconds", metrics["train_seconds"]) / 60,
+                     "params": metrics["params"], "device": manifest["device"],
+                     "data": f"{metrics['dataset']}, {config['split_sizes']['train']:,} train",
+                     "backend": metrics["backend"], "versions": manifest["versions"],
+                     "calibration": measurement["calibration"]["train_images_per_second"],
+                     "load": measurement["load_average_before"][0]})
+    return runs
+
+
+def summary(accuracies):
+    """'91.23%' for one seed, '91.23% ± 0.31% (3 seeds)' for several (sample standard deviation)."""
+    if len(accuracies) == 1:
+        return f"{accuracies[0]:.2f}%"
+    return f"{statistics.mean(accuracies):.2f}% ± {statistics.stdev(accuracies):.2f}% ({len(accuracies)} seeds)"
+
+
+def groups(runs):
+    """{(recipe, model): [runs]} in the order they first appear."""
+    grouped = {}
+    for row in runs:
+        grouped.setdefault((row["recipe"], row["model"]), []).append(row)
+    return grouped
+
+
+def expected(runs=None):
+    """{recipe: {model: summary}}: what each recipe's `expected` says (harness.training.recipes)."""
+    found = {}
+    for (recipe, model), rows in groups(read_runs() if runs is None else runs).items():
+        found.setdefault(recipe, {})[model] = summary([row["test_accuracy"] for row in rows])
+    return found
+
+
+def results_table(runs):
+    """The Markdown table README.md and results/README.md show: one row per recipe and model."""
+    lines = ["| recipe | model | data | test accuracy | epochs | training time | parameters | machine (resnet20 img/s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (recipe, model), rows in groups(runs).items():
+        first = rows[0]
+        epochs = sorted({row["epochs"] for row in rows})
+        epochs = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"{epochs[0]}"
+        minutes = statistics.mean(row["train_minutes"] for row in rows)
+        accuracy = summary([row["test_accuracy"] for row in rows])
+        lines.append(f"| `{recipe}` | {MODEL_NAMES[model]} `{first['preset']}` | {first['data']} | {accuracy} | "
+                     f"{epochs} | {minutes:.1f} min | {first['params']:,} | {first['device']} "
+                     f"({first['calibration']:.0f}) |")
+    return "\n".join(lines)
+
+
+def render(_args):
+    runs = read_runs()
+    table = results_table(runs)
+    details = ["| run | seed | test accuracy | epochs | minutes | load before | backend | versions |",
+               "|---|---|---|---|---|---|---|---|"]
+    for row in runs:
+        versions = ", ".join(f"{name} {version}" for name, version in row["versions"].items() if version)
+        details.append(f"| [{row['folder']}]({pathlib.PurePosixPath(row['folder']).relative_to('results')}/) | "
+                       f"{row['seed']} | {row['test_accuracy']:.2f}% | {row['epochs']} | {row['train_minutes']:.1f} | "
+                       f"{row['load']:.2f} | {row['backend']} | {versions} |")
+    (RESULTS / "README.md").write_text(
+        "# Measured results\n\nGenerated by `python tools/results.py render` from the run folders below; do not edit.\n"
+        "Each folder holds a run's config.json, manifest.json (machine, versions, command), history.csv and\n"
+        "metrics.json (with its time-budget record), and measurement.json (the machine's speed calibration:\n"
+        "benchmark.py's resnet20 training img/s at batch 128 just before the run, and the load average).\n"
+        "Test accuracy is on the 10,000 test images, touched once per run; the models were chosen on the\n"
+        "validation split. cifar10-jpeg is CIFAR-10 re-encoded as JPEG (quality 75): a little below the original.\n\n"
+        f"{table}\n\n## Every run\n\n" + "\n".join(details) + "\n")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    print(f"rendered {len(runs)} runs into results/README.md and README.md")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    measure = commands.add_parser("run", help="measure one recipe run into results/")
+    measure.add_argument("--recipe", required=True)
+    measure.add_argument("--model", required=True, choices=list(MODEL_NAMES))
+    measure.add_argument("--seed", type=int, default=0)
+    measure.add_argument("--data-dir", help="CIFAR-10 as an image folder or batch files (default: the embedded sample)")
+    measure.add_argument("--dataset", default="cifar10-jpeg", help="the data's label in the run (default: cifar10-jpeg)")
+    measure.add_argument("--python", default=sys.executable)
+    measure.add_argument("--overwrite", action="store_true")
+    measure.add_argument("extra", nargs="*", help="more train.py options, after --")
+    measure.set_defaults(handler=run)
+    commands.add_parser("render", help="write results/README.md and README.md's table").set_defaults(handler=render)
+    args = parser.parse_args()
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
