@@ -20,7 +20,7 @@ from harness.errors import UserError
 # KERAS_BACKEND value -> the package it needs, and how to install it.
 BACKENDS = {
     "tensorflow": ("tensorflow", "pip install -r requirements.txt"),
-    "jax": ("jax", "pip install jax==0.10.2 jaxlib==0.10.2"),
+    "jax": ("jax", "pip install -r requirements-jax.txt"),
     "torch": ("torch", "pip install torch==2.13.0 (a CPU build)"),
 }
 
