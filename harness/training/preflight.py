@@ -16,7 +16,7 @@ from vit_tf.presets import pixels_per_token
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward pass: about three forward passes
 # Training reaches about this share of a plain large matmul's FLOP/s (0.3-0.4 measured on a 2-core CPU
-# for vit_cifar_mini, vit_cifar_tiny and resnet20; README, "Preflight").
+# for vit_cifar_mini, vit_cifar_tiny and resnet20; docs/training.md, "Preflight").
 MATMUL_EFFICIENCY = 0.3
 MEMORY_WARNING_SHARE = 0.8  # warn when an estimate passes this share of the free memory
 LONG_RUN_SECONDS = 24 * 3600
