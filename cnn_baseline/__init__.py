@@ -21,7 +21,7 @@ _LAZY = {  # these need Keras
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register BiT's layer now, so saved models load at once
-    importlib.import_module("cnn_baseline.bit")
+    importlib.import_module("model_parts.bit")
 
 
 def __getattr__(name):  # PEP 562: Keras loads on first use, as in vit_tf

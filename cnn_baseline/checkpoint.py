@@ -1,5 +1,5 @@
 """Loading Big Transfer's released ResNet-v2 checkpoints (`BiT-M-R50x1.npz`, `BiT-S-R50x1.npz`, ...) into
-the BiT presets of `build_cnn`, with the design of `vit_tf.checkpoint`: one list of assignments, checked
+the BiT presets of `build_cnn`, with the design of `model_parts.checkpoint`: one list of assignments, checked
 as a whole before any weight is set (every key used once, every weight set, the first misfit named).
 
 Names (`big_transfer/bit_pytorch/models.py`, `load_from`): everything under `resnet/`; the root
@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from cnn_baseline.presets import PRESETS
-from vit_tf.checkpoint import (
+from model_parts.checkpoint import (
     CheckpointError,
     compare_architectures,
     load_and_report,
@@ -44,7 +44,8 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
         hint = "; it is a ViT checkpoint: train it with --model vit (or --model hybrid)" if vit else ""
         raise CheckpointError(f"{path} has no resnet/{ROOT_KEY}: not a BiT checkpoint "
                               f"(its first keys: {', '.join(sorted(arrays)[:4])}){hint}")
-    return dict(root_width=arrays[ROOT_KEY].shape[-1], blocks_per_stage=units_per_stage(arrays, r"block(\d+)/unit(\d+)/"))
+    return dict(root_width=arrays[ROOT_KEY].shape[-1],
+                blocks_per_stage=units_per_stage(arrays, r"block(\d+)/unit(\d+)/"))
 
 
 def preset_option(name, row):

@@ -1,12 +1,12 @@
 """A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks"), or BiT's
-ResNet-v2 (`cnn_baseline.bit`) for the presets whose architecture is "bit"."""
+ResNet-v2 (`model_parts.bit`) for the presets whose architecture is "bit"."""
 
 import keras
-import numpy as np
 from keras import layers
 
-from cnn_baseline.bit import bit_resnet
 from cnn_baseline.presets import DEFAULT_PRESET, resolve_config
+from model_parts.bit import bit_resnet
+from model_parts.counting import layer_outputs, multiply_adds
 
 WEIGHT_INIT = "he_normal"
 # Keras' default BatchNorm momentum (0.99) leaves the moving statistics near their initial values
@@ -22,7 +22,8 @@ def residual_block(x, filters, stride, name):
     TensorFlow 2.20-2.21's oneDNN kernel for the weight gradient of a strided 1x1 convolution corrupts
     the heap for odd batch sizes with fewer than 16 input channels; see README, "Bad input".)
     """
-    preactivated = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(x))
+    normalised = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(x)
+    preactivated = layers.ReLU(name=f"{name}_relu1")(normalised)
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         subsampled = preactivated
@@ -76,27 +77,10 @@ def flops_per_image(model):
     return 2 * multiply_adds(model.layers)
 
 
-def multiply_adds(some_layers):
-    """Multiply-adds of one image through the convolutions and Dense layers among `some_layers`."""
-    total = 0
-    for layer in some_layers:
-        if isinstance(layer, layers.Conv2D):
-            height, width = layer.output.shape[1:3]
-            total += height * width * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-    return total
-
-
 def activations_per_image(model):
     """About how many values training keeps per image for the backward pass (for memory planning):
     the outputs of every layer (convolutions, BatchNorm, ReLU, sums). An estimate."""
     return layer_outputs(model.layers[1:])
-
-
-def layer_outputs(some_layers):
-    """Values per image in the outputs of `some_layers`."""
-    return sum(int(np.prod(layer.output.shape[1:])) for layer in some_layers)
 
 
 def parameter_breakdown(model):

@@ -3,7 +3,7 @@
 Columns of the BatchNorm ResNets (architecture "preact", 32x32 inputs): stem_width (channels of
 the first 3x3 convolution), stage_widths (channels per stage; every stage after the first halves
 the resolution), blocks_per_stage (basic residual blocks).
-Columns of BiT (architecture "bit", `cnn_baseline.bit`): root_width (channels of the 7x7/2 root
+Columns of BiT (architecture "bit", `model_parts.bit`): root_width (channels of the 7x7/2 root
 convolution, 64 x the width factor; stage s has bottlenecks of width root_width * 2^(s-1), output
 4x that), blocks_per_stage (bottleneck units), image_size.
 `resolve_config` gives a preset's settings after overrides, validated. Plain data: no Keras here.

@@ -7,7 +7,7 @@ from conftest import numpy_of
 
 import cnn_baseline
 import vit_tf
-from cnn_baseline.bit import StandardizedConv2D, group_norm
+from model_parts.bit import StandardizedConv2D, group_norm
 
 
 def standardised(kernel, epsilon, inside_sqrt):

@@ -8,7 +8,7 @@ from keras import ops
 
 import cnn_baseline
 import vit_tf
-from vit_tf.checkpoint import CheckpointError
+from model_parts.checkpoint import CheckpointError
 
 IMAGES = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
 OLD_GN_SHAPE = lambda channels: (1, 1, 1, channels)  # noqa: E731  (GroupNorm parameters as some converted files store them)

@@ -7,22 +7,25 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODEL_PACKAGES = {"vit_tf", "cnn_baseline"}
+SHARED_MODEL_PARTS = "model_parts"  # below both model packages, which never import each other
+MODELS = MODEL_PACKAGES | {SHARED_MODEL_PARTS}
 HELPERS = {"harness", "harness.errors", "harness.cli", "harness.backend"}  # cross-cutting, import nothing above
 
 # Package -> the project packages its modules may import (besides itself).
 ALLOWED = {
-    "vit_tf": MODEL_PACKAGES,
-    "cnn_baseline": MODEL_PACKAGES,
+    "model_parts": set(),
+    "vit_tf": {SHARED_MODEL_PARTS},
+    "cnn_baseline": {SHARED_MODEL_PARTS},
     "harness.helpers": HELPERS,
-    "harness.models": HELPERS | MODEL_PACKAGES,
+    "harness.models": HELPERS | MODELS,
     "harness.data": HELPERS,
-    "harness.training": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data"},
-    "harness.reporting": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training",
+    "harness.training": HELPERS | MODELS | {"harness.models", "harness.data"},
+    "harness.reporting": HELPERS | MODELS | {"harness.models", "harness.data", "harness.training",
                                                      "harness.sweeps"},
-    "harness.benchmarking": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training"},
-    "harness.sweeps": HELPERS | MODEL_PACKAGES | {"harness.models", "harness.data", "harness.training"},
+    "harness.benchmarking": HELPERS | MODELS | {"harness.models", "harness.data", "harness.training"},
+    "harness.sweeps": HELPERS | MODELS | {"harness.models", "harness.data", "harness.training"},
 }
-PROJECT_ROOTS = ("vit_tf", "cnn_baseline", "harness")
+PROJECT_ROOTS = ("model_parts", "vit_tf", "cnn_baseline", "harness")
 
 
 def package_of(module):
@@ -64,10 +67,12 @@ def test_imports_point_down(module, path):
 
 
 def test_every_package_says_what_lives_there_and_what_it_may_use():
-    for init in [REPO / "vit_tf/__init__.py", REPO / "cnn_baseline/__init__.py", *(REPO / "harness").rglob("__init__.py")]:
+    for init in [REPO / "model_parts/__init__.py", REPO / "vit_tf/__init__.py", REPO / "cnn_baseline/__init__.py",
+                 *(REPO / "harness").rglob("__init__.py")]:
         docstring = ast.get_docstring(ast.parse(init.read_text())) or ""
-        assert len(docstring.splitlines()) >= 3, f"{init.relative_to(REPO)} needs a docstring: what lives here, what it uses"
-        assert any(word in docstring for word in ("May use", "Uses", "never")), init.relative_to(REPO)
+        name = init.relative_to(REPO)
+        assert len(docstring.splitlines()) >= 3, f"{name} needs a docstring: what lives here, what it uses"
+        assert any(word in docstring for word in ("May use", "Uses", "never")), name
 
 
 def test_the_rule_catches_an_upward_import(tmp_path):
@@ -77,3 +82,22 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     imported = {package_of(name) for name in project_imports(bad)}
     assert imported == {"harness.reporting"}
     assert "harness.reporting" not in ALLOWED["harness.training"]
+
+
+def test_the_two_model_packages_never_import_each_other():
+    for package, other in (("vit_tf", "cnn_baseline"), ("cnn_baseline", "vit_tf")):
+        for path in sorted((REPO / package).rglob("*.py")):
+            assert not [name for name in project_imports(path) if name.split(".")[0] == other], path
+
+
+def test_the_code_passes_the_linter():
+    """ruff with pyproject.toml's settings (line length 120, pyflakes, pycodestyle, import order)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed (pip install -r requirements-test.txt)")
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -18,7 +18,8 @@ _LAZY = {
                      "prefix_tokens"], "vit_tf.model"),
     **dict.fromkeys(["extract_patches", "PatchEmbedding", "ClassToken", "PositionEmbedding", "MultiHeadSelfAttention",
                      "MlpBlock", "EncoderBlock", "TokenPooling", "DistillationToken", "HeadFusion"], "vit_tf.layers"),
-    **dict.fromkeys(["load_pretrained", "check_compatible", "CheckpointError", "interpolate_grid"], "vit_tf.checkpoint"),
+    **dict.fromkeys(["load_pretrained", "check_compatible", "CheckpointError", "interpolate_grid"],
+                    "vit_tf.checkpoint"),
 }
 
 __all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
@@ -26,7 +27,7 @@ __all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LA
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, so saved models load at once
     importlib.import_module("vit_tf.layers")
-    importlib.import_module("cnn_baseline.bit")  # the hybrid stem's weight-standardised convolution
+    importlib.import_module("model_parts.bit")  # the hybrid stem's weight-standardised convolution
 
 
 def __getattr__(name):

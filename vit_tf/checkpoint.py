@@ -1,6 +1,6 @@
 """Loading the authors' released ViT and hybrid checkpoints (`ViT-B_16.npz`, `R50+ViT-B_16.npz`, the AugReg
-files, ...) into `build_vit`; the loading design every checkpoint format here follows (BiT's too, in
-`cnn_baseline.checkpoint`).
+files, ...) into `build_vit`, with the loading design every checkpoint format here follows
+(`model_parts.checkpoint`; BiT's files load the same way in `cnn_baseline.checkpoint`).
 
 A checkpoint is a flat .npz of Flax arrays whose keys join the module path with "/" (paper
 appendix; `vit_jax/checkpoint.py` of google-research/vision_transformer). Loading is a list of
@@ -21,16 +21,21 @@ Hybrids add their ResNet stem under the authors' Flax names (`vit_jax/models_res
 "/" for "_"; convolution kernels are Keras' (kh, kw, in, out) layout already.
 """
 
-import dataclasses
-import hashlib
 import math
 import pathlib
 import re
-import zipfile
 
 import numpy as np
 from keras import layers
 
+from model_parts.checkpoint import (
+    CheckpointError,
+    compare_architectures,
+    load_and_report,
+    normalise_keys,
+    read_npz,
+    units_per_stage,
+)
 from vit_tf.hybrid import stem_layers
 from vit_tf.layers import EncoderBlock
 from vit_tf.presets import PRESETS
@@ -42,78 +47,8 @@ BLOCK_MODULES = {
     "mlp_norm": ("LayerNorm_2", "LayerNorm_1"),
     "mlp": ("MlpBlock_3", "MlpBlock_0"),
 }
-PREFIXES = ("params/", "opt/target/")  # where Linen and big_vision training states keep the weights
 HEAD_KEYS = ("head/kernel", "head/bias")
 PRE_LOGITS_KEYS = ("pre_logits/kernel", "pre_logits/bias")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a checkpoint, or not one of this model: the message names what does not fit."""
-
-
-@dataclasses.dataclass
-class LoadReport:
-    path: str
-    sha256: str
-    loaded_keys: int
-    dropped: list  # checkpoint keys deliberately not loaded (a pre-training head)
-    position_grid: tuple = None  # (checkpoint grid side, model grid side); None for a CNN
-
-    @property
-    def interpolated(self):
-        return self.position_grid is not None and self.position_grid[0] != self.position_grid[1]
-
-    def describe(self):
-        lines = [f"loaded {self.loaded_keys} arrays from {pathlib.Path(self.path).name} (sha256 {self.sha256[:12]}...)"]
-        if self.dropped:
-            lines.append(f"dropped the pre-training head ({', '.join(sorted(self.dropped))}); the new head starts "
-                         "at zero, as in the paper's fine-tuning")
-        if self.interpolated:
-            old, new = self.position_grid
-            lines.append(f"position embeddings interpolated from a {old}x{old} to a {new}x{new} patch grid "
-                         "(2-D bilinear, corners aligned, class-token row kept), as the authors do")
-        return lines
-
-
-def read_npz(path):
-    """The arrays of an .npz file, loaded without pickle; a CheckpointError for anything else."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    with open(path, "rb") as file:
-        magic = file.read(6)
-    if not magic.startswith(b"PK"):  # an .npz is a zip archive of .npy files
-        kind = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz file"
-        raise CheckpointError(f"{path} is {kind}; a released checkpoint is an .npz of named arrays")
-    try:
-        with np.load(path, allow_pickle=False) as opened:
-            return {key: opened[key] for key in opened.files}
-    except ValueError as error:  # numpy refuses object arrays without pickle
-        raise CheckpointError(f"{path} holds pickled Python objects, which are not loaded ({error})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
-
-
-def strip_prefix(arrays, prefix):
-    """The arrays with `prefix` removed from their keys, if every key starts with it."""
-    if arrays and all(key.startswith(prefix) for key in arrays):
-        return {key[len(prefix):]: value for key, value in arrays.items()}
-    return arrays
-
-
-def normalise_keys(arrays):
-    """Strips a training-state prefix and splits blocks stacked along a leading layer axis."""
-    for prefix in PREFIXES:
-        arrays = strip_prefix(arrays, prefix)
-    stacked = "Transformer/encoderblock/"
-    if not any(key.startswith(stacked) for key in arrays):
-        return arrays
-    flat = {key: value for key, value in arrays.items() if not key.startswith(stacked)}
-    for key, value in arrays.items():
-        if key.startswith(stacked):
-            for index, part in enumerate(value):
-                flat[f"Transformer/encoderblock_{index}/{key[len(stacked):]}"] = part
-    return flat
 
 
 def interpolate_grid(grid, new_side):
@@ -143,58 +78,6 @@ def resize_position_embedding(table, new_tokens, has_class_token):
     return np.concatenate([head, resized.astype(table.dtype)], axis=1), (side, new_side)
 
 
-def assign(assignments, arrays, dropped, path):
-    """Sets every variable from its key, or raises before setting any.
-
-    assignments: (variable, candidate keys, convert); exactly one candidate must be in the file.
-    dropped: keys deliberately not loaded. Every other key must be used exactly once.
-    """
-    values, used = [], set()
-    for variable, candidates, convert in assignments:
-        present = [key for key in candidates if key in arrays]
-        if not present:
-            raise CheckpointError(f"{path} has no {candidates[0]} (for {variable.path}); it is not a checkpoint of "
-                                  "this model, or it is damaged")
-        if len(present) > 1:
-            raise CheckpointError(f"{path} has both {present[0]} and {present[1]}; which one to load is unclear")
-        key = present[0]
-        if key in used:
-            raise CheckpointError(f"{key} would be loaded twice")
-        value = np.asarray(convert(arrays[key]))
-        if tuple(value.shape) != tuple(variable.shape):
-            raise CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
-                                  f"{tuple(variable.shape)}")
-        values.append((variable, value))
-        used.add(key)
-    extra = sorted(set(arrays) - used - set(dropped))
-    if extra:
-        raise CheckpointError(f"{path} has {len(extra)} array(s) this model has no place for, e.g. {extra[0]}; "
-                              "is it a checkpoint of another model?")
-    for variable, value in values:
-        variable.assign(value.astype(variable.dtype))
-    return len(used)
-
-
-def load_and_report(assignments, arrays, dropped, path, new_head=()):
-    """Every loader's last step: sets the weights (`assign`), starts the `new_head` variables at zero, as
-    the paper and BiT fine-tune, and returns the LoadReport."""
-    loaded = assign(assignments, arrays, dropped, path)
-    for variable in new_head:
-        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    digest = hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-    return LoadReport(str(path), digest, loaded, dropped)
-
-
-def units_per_stage(keys, pattern):
-    """(units of stage 1, of stage 2, ...) from keys that `pattern` matches with (stage, unit) groups."""
-    units = {}
-    for key in keys:
-        match = re.match(pattern, key)
-        if match:
-            units.setdefault(int(match.group(1)), set()).add(match.group(2))
-    return tuple(len(units[stage]) for stage in sorted(units))
-
-
 def checkpoint_architecture(arrays, path="the checkpoint"):
     """Patch size, hidden size, blocks, MLP size and heads read off the arrays' shapes, and a hybrid's
     stem (resnet_width, resnet_blocks; None for a plain ViT)."""
@@ -214,7 +97,8 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
         raise CheckpointError(f"{path} has no encoder blocks in the released layout (Transformer/encoderblock_0/...)")
     stem = "conv_root/kernel" in arrays
     return dict(patch_size=patch, hidden_dim=hidden, num_layers=len(blocks),
-                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1], num_heads=arrays[f"{attention}/query/kernel"].shape[1],
+                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1],
+                num_heads=arrays[f"{attention}/query/kernel"].shape[1],
                 resnet_width=arrays["conv_root/kernel"].shape[-1] if stem else None,
                 resnet_blocks=units_per_stage(arrays, r"block(\d+)/unit(\d+)/") if stem else None)
 
@@ -241,20 +125,6 @@ def preset_option(name, row):
     return f"--model {'hybrid' if row.get('resnet_width') else 'vit'} --preset {name}"
 
 
-def compare_architectures(found, ours, path, presets, kind, option):
-    """A CheckpointError naming what differs, and the options (`option(name, row)`) of a preset of `presets`
-    that fits the file, if one does."""
-    columns = list(found)
-    plain = lambda value: tuple(value) if isinstance(value, (list, tuple)) else value  # noqa: E731  (JSON lists)
-    ours = {column: plain(ours.get(column)) for column in columns}
-    if found == ours:
-        return
-    matching = [name for name, row in presets.items() if all(plain(row.get(c)) == found[c] for c in columns)]
-    hint = f"; use {option(matching[0], presets[matching[0]])}" if matching else ""
-    describe = lambda row: ", ".join(f"{c} {row[c]}" for c in columns if row[c] is not None) or "no ResNet stem"  # noqa: E731
-    raise CheckpointError(f"{path} holds a {kind} with {describe(found)}, but the model has {describe(ours)}{hint}")
-
-
 def _block_assignments(block, index, attention_shape):
     prefix = f"Transformer/encoderblock_{index}/"
     keys = lambda module, leaf: list(dict.fromkeys(f"{prefix}{name}/{leaf}" for name in BLOCK_MODULES[module]))  # noqa: E731
@@ -271,7 +141,8 @@ def _block_assignments(block, index, attention_shape):
         found += [(ours.kernel, keys("attention", f"{theirs}/kernel"), square),
                   (ours.bias, keys("attention", f"{theirs}/bias"), bias)]
     for ours, theirs in ((block.mlp.dense_in, "Dense_0"), (block.mlp.dense_out, "Dense_1")):
-        found += [(ours.kernel, keys("mlp", f"{theirs}/kernel"), same), (ours.bias, keys("mlp", f"{theirs}/bias"), same)]
+        found += [(ours.kernel, keys("mlp", f"{theirs}/kernel"), same),
+                  (ours.bias, keys("mlp", f"{theirs}/bias"), same)]
     return found
 
 
@@ -314,7 +185,8 @@ def load_pretrained(model, path, keep_head=False):
     projection = model.get_layer("patch_embedding").projection
     same = np.asarray
     assignments = [
-        (projection.kernel, ["embedding/kernel"], lambda a: np.reshape(a, (-1, a.shape[-1]))),  # (P, P, C, D) -> (P^2 C, D)
+        # (P, P, C, D) -> (P^2 C, D)
+        (projection.kernel, ["embedding/kernel"], lambda a: np.reshape(a, (-1, a.shape[-1]))),
         (projection.bias, ["embedding/bias"], same),
         (table, ["Transformer/posembed_input/pos_embedding"], positions),
         (model.get_layer("encoder_norm").gamma, ["Transformer/encoder_norm/scale"], same),

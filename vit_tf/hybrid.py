@@ -2,14 +2,14 @@
 the input sequence of the ViT.
 
 The ResNet is the authors' (`vit_jax/models_resnet.py`): BiT's GroupNorm and weight-standardised
-convolutions (`cnn_baseline.bit`), but post-activation bottleneck units with "same" padding, a
+convolutions (`model_parts.bit`), but post-activation bottleneck units with "same" padding, a
 7x7/2 root convolution, GroupNorm, ReLU and a 3x3/2 max-pool. The released R50+ViT-B/16 keeps
 stages 1-3 of ResNet-50 with stage 3 extended to 9 units (appendix B/D): a total stride of 16.
 """
 
 from keras import layers
 
-from cnn_baseline.bit import GROUPS, StandardizedConv2D, group_norm
+from model_parts.bit import GROUPS, StandardizedConv2D, group_norm
 
 GN_EPSILON = 1e-6  # Flax's GroupNorm default, which the authors' hybrid uses
 WS_EPSILON = 1e-5  # added to the kernel's standard deviation, as `models_resnet.weight_standardize`

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from cnn_baseline.model import layer_outputs, multiply_adds
+from model_parts.counting import layer_outputs, multiply_adds
 from vit_tf.hybrid import resnet_stem, stem_layers
 from vit_tf.layers import (
     LAYER_NORM_EPSILON,

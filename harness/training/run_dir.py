@@ -223,14 +223,15 @@ def check_writable(path, option="--run-dir"):
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
-        raise UserError(f"cannot create files in {existing} ({error.strerror}); choose a {option} you can write to") from None
+        raise UserError(f"cannot create files in {existing} ({error.strerror}); "
+                        f"choose a {option} you can write to") from None
 
 
 def load_model(run):
     """Loads a run's model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
     import keras  # only here and in restore_checkpoint: the rest of this module needs no framework
 
-    import cnn_baseline.bit  # noqa: F401  (registers the weight-standardised convolution of BiT and the hybrid)
+    import model_parts.bit  # noqa: F401  (registers the weight-standardised convolution of BiT and the hybrid)
     import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
 
     try:

@@ -32,7 +32,7 @@ from harness.training.optimizer import build_optimizer
 from harness.training.precision import describe_device, resolve_precision
 from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
 from harness.training.seeding import seed_everything
-from vit_tf.checkpoint import CheckpointError
+from model_parts.checkpoint import CheckpointError
 
 
 def training_model(model, config, steps_per_epoch, teacher=None):
@@ -165,7 +165,8 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
                                                                     dataset.class_names)
         teacher = distillation.load_teacher(run_of_teacher)
         teacher_run = {"path": str(run_of_teacher.path), "model": teacher_config["model"],
-                       "preset": teacher_config["preset"], "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
+                       "preset": teacher_config["preset"],
+                       "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
         print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
               f"(test accuracy {100 * teacher_run['test_accuracy']:.2f}%), frozen; {config.distillation} distillation")
     plan = None
@@ -227,6 +228,9 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
     recorder = EpochRecorder(run, train_images, guard, model, config.keep, config.patience, history)
     if config.keep == "best" and first_epoch and recorder.best[0] == first_epoch:
         run.save_best(model)  # killed before the best weights were written: the checkpoint holds them
+    budget_guard = [] if plan is None else [
+        time_budget.BudgetGuard(plan, config.epochs, steps_per_epoch, recorder=recorder,
+                                on_replan=lambda epochs: run.write_config({**run.read_config(), "epochs": epochs}))]
     if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
@@ -234,17 +238,15 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         )
         val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
                                               placement.shard) if len(val_split) else None)
-        budget_guard = [] if plan is None else [
-            time_budget.BudgetGuard(plan, config.epochs, steps_per_epoch, recorder=recorder,
-                                    on_replan=lambda epochs: run.write_config({**run.read_config(), "epochs": epochs}))]
         trainee.fit(
             train_data,
             validation_data=val_data,
             epochs=config.epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[guard, recorder, *tensorboard_logger(run, recorder), *augmentation_reseeder(trainee, config.seed),
-                       *budget_guard],  # the budget guard after the recorder: it may shorten the saved run
+            # the budget guard comes after the recorder: it may shorten the run the recorder has saved
+            callbacks=[guard, recorder, *tensorboard_logger(run, recorder),
+                       *augmentation_reseeder(trainee, config.seed), *budget_guard],
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
@@ -258,8 +260,8 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         )
     budget_record = None
     if plan is not None:
-        budget_record = budget_guard[0].finish() if budget_guard else plan.record
-        config = dataclasses.replace(config, epochs=budget_record.get("final_epochs", config.epochs))
+        budget_record = budget_guard[0].finish()
+        config = dataclasses.replace(config, epochs=budget_record["final_epochs"])
     return _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record)
 
 
@@ -326,7 +328,8 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
     stopped = f" | stopped early after epoch {len(history)} of {config.epochs}" if metrics["stopped_early"] else ""
     print(
         f"done: {config.model} {config.preset} | {metrics['params']:,} params | test accuracy "
-        f"{100 * metrics['test_accuracy']:.2f}%{kept} ({len(dataset.test)} images){stopped} | {train_seconds:.0f}s training, "
+        f"{100 * metrics['test_accuracy']:.2f}%{kept} ({len(dataset.test)} images){stopped} | "
+        f"{train_seconds:.0f}s training, "
         f"{metrics['images_per_second']:.0f} img/s | {run.path}"
     )
     return metrics

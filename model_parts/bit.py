@@ -1,8 +1,9 @@
 """Big Transfer's ResNet (Kolesnikov et al. 2020): GroupNorm and weight-standardised convolutions.
 
 Two ResNets of the ViT paper are built from these pieces: BiT's pre-activation ResNet-v2 (the
-paper's "ResNet (BiT)" baseline, `bit_resnet`) and the post-activation ResNet stem of the hybrid
-(`vit_tf.hybrid`). Layer names follow the authors' checkpoint keys (`block1_unit01_conv1` for
+paper's "ResNet (BiT)" baseline, `bit_resnet`, a `cnn_baseline` preset) and the post-activation ResNet
+stem of the hybrid (`vit_tf.hybrid`); so they live here, below both model packages. Layer names
+follow the authors' checkpoint keys (`block1_unit01_conv1` for
 `block1/unit01/a/...`), so the loaders can find every weight by name.
 """
 
@@ -12,6 +13,7 @@ from keras import layers, ops
 GROUPS = 32  # GroupNorm groups in both authors' code
 
 
+# Registered under its first home's name, which saved models record: those files still load.
 @keras.saving.register_keras_serializable(package="cnn_baseline")
 class StandardizedConv2D(layers.Conv2D):
     """A convolution whose kernel is standardised before use (weight standardisation, Qiao et al. 2019).

@@ -1,0 +1,153 @@
+"""The loading design every checkpoint format here follows (ViT and hybrid in `vit_tf.checkpoint`, BiT in
+`cnn_baseline.checkpoint`): read the file without pickle, list the assignments (our variable <- a key,
+with the layout conversion), check them as a whole before any weight is set (every key used exactly
+once or deliberately dropped, every weight set, the first key or shape that does not fit named), then
+set them and report what was loaded.
+
+Uses numpy only; both model packages import it, and it imports neither.
+"""
+
+import dataclasses
+import hashlib
+import pathlib
+import re
+import zipfile
+
+import numpy as np
+
+PREFIXES = ("params/", "opt/target/")  # where Linen and big_vision training states keep the weights
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint, or not one of this model: the message names what does not fit."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+    path: str
+    sha256: str
+    loaded_keys: int
+    dropped: list  # checkpoint keys deliberately not loaded (a pre-training head)
+    position_grid: tuple = None  # (checkpoint grid side, model grid side); None for a CNN
+
+    @property
+    def interpolated(self):
+        return self.position_grid is not None and self.position_grid[0] != self.position_grid[1]
+
+    def describe(self):
+        lines = [f"loaded {self.loaded_keys} arrays from {pathlib.Path(self.path).name} (sha256 {self.sha256[:12]}...)"]
+        if self.dropped:
+            lines.append(f"dropped the pre-training head ({', '.join(sorted(self.dropped))}); the new head starts "
+                         "at zero, as in the paper's fine-tuning")
+        if self.interpolated:
+            old, new = self.position_grid
+            lines.append(f"position embeddings interpolated from a {old}x{old} to a {new}x{new} patch grid "
+                         "(2-D bilinear, corners aligned, class-token row kept), as the authors do")
+        return lines
+
+
+def read_npz(path):
+    """The arrays of an .npz file, loaded without pickle; a CheckpointError for anything else."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if not magic.startswith(b"PK"):  # an .npz is a zip archive of .npy files
+        kind = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz file"
+        raise CheckpointError(f"{path} is {kind}; a released checkpoint is an .npz of named arrays")
+    try:
+        with np.load(path, allow_pickle=False) as opened:
+            return {key: opened[key] for key in opened.files}
+    except ValueError as error:  # numpy refuses object arrays without pickle
+        raise CheckpointError(f"{path} holds pickled Python objects, which are not loaded ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
+
+
+def strip_prefix(arrays, prefix):
+    """The arrays with `prefix` removed from their keys, if every key starts with it."""
+    if arrays and all(key.startswith(prefix) for key in arrays):
+        return {key[len(prefix):]: value for key, value in arrays.items()}
+    return arrays
+
+
+def normalise_keys(arrays):
+    """Strips a training-state prefix and splits blocks stacked along a leading layer axis."""
+    for prefix in PREFIXES:
+        arrays = strip_prefix(arrays, prefix)
+    stacked = "Transformer/encoderblock/"
+    if not any(key.startswith(stacked) for key in arrays):
+        return arrays
+    flat = {key: value for key, value in arrays.items() if not key.startswith(stacked)}
+    for key, value in arrays.items():
+        if key.startswith(stacked):
+            for index, part in enumerate(value):
+                flat[f"Transformer/encoderblock_{index}/{key[len(stacked):]}"] = part
+    return flat
+
+
+def assign(assignments, arrays, dropped, path):
+    """Sets every variable from its key, or raises before setting any.
+
+    assignments: (variable, candidate keys, convert); exactly one candidate must be in the file.
+    dropped: keys deliberately not loaded. Every other key must be used exactly once.
+    """
+    values, used = [], set()
+    for variable, candidates, convert in assignments:
+        present = [key for key in candidates if key in arrays]
+        if not present:
+            raise CheckpointError(f"{path} has no {candidates[0]} (for {variable.path}); it is not a checkpoint of "
+                                  "this model, or it is damaged")
+        if len(present) > 1:
+            raise CheckpointError(f"{path} has both {present[0]} and {present[1]}; which one to load is unclear")
+        key = present[0]
+        if key in used:
+            raise CheckpointError(f"{key} would be loaded twice")
+        value = np.asarray(convert(arrays[key]))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
+                                  f"{tuple(variable.shape)}")
+        values.append((variable, value))
+        used.add(key)
+    extra = sorted(set(arrays) - used - set(dropped))
+    if extra:
+        raise CheckpointError(f"{path} has {len(extra)} array(s) this model has no place for, e.g. {extra[0]}; "
+                              "is it a checkpoint of another model?")
+    for variable, value in values:
+        variable.assign(value.astype(variable.dtype))
+    return len(used)
+
+
+def load_and_report(assignments, arrays, dropped, path, new_head=()):
+    """Every loader's last step: sets the weights (`assign`), starts the `new_head` variables at zero, as
+    the paper and BiT fine-tune, and returns the LoadReport."""
+    loaded = assign(assignments, arrays, dropped, path)
+    for variable in new_head:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    digest = hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    return LoadReport(str(path), digest, loaded, dropped)
+
+
+def units_per_stage(keys, pattern):
+    """(units of stage 1, of stage 2, ...) from keys that `pattern` matches with (stage, unit) groups."""
+    units = {}
+    for key in keys:
+        match = re.match(pattern, key)
+        if match:
+            units.setdefault(int(match.group(1)), set()).add(match.group(2))
+    return tuple(len(units[stage]) for stage in sorted(units))
+
+
+def compare_architectures(found, ours, path, presets, kind, option):
+    """A CheckpointError naming what differs, and the options (`option(name, row)`) of a preset of `presets`
+    that fits the file, if one does."""
+    columns = list(found)
+    plain = lambda value: tuple(value) if isinstance(value, (list, tuple)) else value  # noqa: E731  (JSON lists)
+    ours = {column: plain(ours.get(column)) for column in columns}
+    if found == ours:
+        return
+    matching = [name for name, row in presets.items() if all(plain(row.get(c)) == found[c] for c in columns)]
+    hint = f"; use {option(matching[0], presets[matching[0]])}" if matching else ""
+    describe = lambda row: ", ".join(f"{c} {row[c]}" for c in columns if row[c] is not None) or "no ResNet stem"  # noqa: E731
+    raise CheckpointError(f"{path} holds a {kind} with {describe(found)}, but the model has {describe(ours)}{hint}")
