@@ -40,6 +40,20 @@ def test_a_class_without_test_images_is_warned_about_and_left_unmeasured(food_ru
                                   "images": 0}
 
 
+@pytest.mark.parametrize("contents", ["nothing", "an unreadable file"])
+def test_a_training_class_without_images_is_refused_in_one_line(tmp_path, contents):
+    folder = write_image_folder(tmp_path / "food", classes=("sushi", "ramen", "pizza"))
+    for image in (folder / "train" / "pizza").iterdir():
+        image.unlink()
+    if contents != "nothing":
+        (folder / "train" / "pizza" / "broken.jpg").write_bytes(b"not an image")
+    result = run_train("--preset", "vit_test", "--data-dir", folder, "--epochs", 1, "--run-dir", tmp_path / "run")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no readable images of 1 class(es) (pizza)" in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_names_the_font_cannot_draw_give_one_warning_and_real_names_stay_in_the_files(food_run):
     folder, run_dir, _ = food_run
     evaluated = run("evaluate.py", run_dir)

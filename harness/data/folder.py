@@ -75,12 +75,16 @@ def _load_split(split_dir, class_names, size):
 
 
 def _warn_about_empty_classes(split_dir, class_names, labels):
+    """A class without training images is refused (the model could never predict it, and the run would
+    look fine); one without test images is only left unmeasured, with a warning."""
     counts = np.bincount(labels, minlength=len(class_names))
     empty = [name for name, count in zip(class_names, counts) if count == 0]
+    if empty and split_dir.name == "train":
+        raise UserError(f"{split_dir} has no readable images of {len(empty)} class(es) ({', '.join(empty[:5])}); "
+                        "add images to those folders, or remove them from train/ and test/")
     if empty:
-        cost = ("the model cannot learn them" if split_dir.name == "train" else
-                "their test accuracy cannot be measured; their rows of the confusion matrix stay empty")
-        print(f"warning: {split_dir} has no readable images of {len(empty)} class(es) ({', '.join(empty[:5])}): {cost}",
+        print(f"warning: {split_dir} has no readable images of {len(empty)} class(es) ({', '.join(empty[:5])}): "
+              "their test accuracy cannot be measured; their rows of the confusion matrix stay empty",
               file=sys.stderr)
 
 
