@@ -24,7 +24,8 @@ from harness.training.run_dir import check_writable, open_finished_run
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
     ("model", "name", "{}"), ("params", "params", "{:,}"), ("batch", "batch_size", "{}"),
-    ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("train img/s", "train_images_per_second", "{:,.0f}"),
+    ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"),
+    ("train img/s", "train_images_per_second", "{:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
     ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("devices", "devices", "{}"), ("mixing", "mixing", "{}"),
@@ -75,28 +76,33 @@ def speed_rows(args):
             single = next(r for r in rows if r["name"] == row["name"] and r["devices"] == 1)
             efficiency[row["name"]] = round(row["train_images_per_second"] /
                                             (row["devices"] * single["train_images_per_second"]), 3)
-        elif row["name"].startswith("baseline:"):
-            ours = next(r for r in rows if r["name"] == "vit:" + row["name"].split(":", 1)[1])
-            speedups[ours["name"]] = round(ours["train_images_per_second"] / row["train_images_per_second"], 2)
+        elif row["name"].startswith("baseline:"):  # ours ÷ the baseline, where ours of that preset was measured
+            ours = [r for r in rows if r["name"] == "vit:" + row["name"].split(":", 1)[1] and r["devices"] == 1]
+            if ours:
+                ratio = ours[0]["train_images_per_second"] / row["train_images_per_second"]
+                speedups[ours[0]["name"]] = round(ratio, 2)
     return rows, speedups, efficiency, settings, environment
 
 
 def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=text, metavar="KIND:PRESET",
-                        help="vit:PRESET, hybrid:PRESET, cnn:PRESET or baseline:PRESET; repeatable (default: vit:vit_cifar_tiny)")
+                        help="vit:PRESET, hybrid:PRESET, cnn:PRESET or baseline:PRESET; repeatable "
+                        "(default: vit:vit_cifar_tiny)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small models and few steps: {', '.join(QUICK['models'])} and the baseline ViT")
     parser.add_argument("--side-by-side", action="store_true",
                         help="also time the straightforward Keras ViT (stock MultiHeadAttention, float32, no XLA, "
                         "tf.data augmentation) of each vit preset")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: 256 (quick: 64)")
-    parser.add_argument("--warmup-steps", type=positive(int, MAX_STEPS), help="untimed steps first, compilation included (default: 5)")
+    parser.add_argument("--warmup-steps", type=positive(int, MAX_STEPS),
+                        help="untimed steps first, compilation included (default: 5)")
     parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--mixing", choices=MIXINGS, default="none",
-                        help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) (default: none)")
+                        help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) "
+                        "(default: none)")
     parser.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
                         help="as train.py: JAX batches made on the accelerator (on) or sent from host memory (off) "
                         "(default: auto)")
@@ -107,7 +113,8 @@ def build_parser():
     parser.add_argument("--devices", type=positive(int, MAX_DEVICES), default=1,
                         help="also time our models data-parallel on N devices (as train.py --devices; the batch is "
                         "global) and print the scaling efficiency, img/s on N / (N x img/s on one) (default: 1)")
-    parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR", help="report time-to-accuracy of finished runs instead")
+    parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR",
+                        help="report time-to-accuracy of finished runs instead")
     parser.add_argument("--target", type=fraction, default=0.9, help="validation accuracy for --runs (default: 0.9)")
     parser.add_argument("--out", type=text, help="JSON file to write (default: benchmarks/benchmark-<time>.json)")
     return parser
@@ -144,11 +151,13 @@ def main(argv=None):
         for group in result["summary"]:
             spread = f" ± {group['test_accuracy_std']:.2%}" if group["test_accuracy_std"] is not None else ""
             print(f"{group['model']} on {group['dataset']}, {group['epochs']} epochs, {group['runs']} run(s): "
-                  f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, {group['train_seconds_mean']:.0f} s training")
+                  f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, "
+                  f"{group['train_seconds_mean']:.0f} s training")
     else:
         rows, speedups, efficiency, settings, env = speed_rows(args)
         result["environment"] = {**env, "command": " ".join(sys.argv)}
-        print(f"\n{env['device']} | backend {env['backend']} | " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+        print(f"\n{env['device']} | backend {env['backend']} | "
+              + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print_table(rows, COLUMNS)
         for name, speedup in speedups.items():
             print(f"{name} trains {speedup:.2f}x as fast as the straightforward baseline ViT of its size")
