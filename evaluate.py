@@ -19,8 +19,10 @@ def build_parser():
     parser.add_argument("--dataset", type=text, help="evaluate on this dataset instead of the run's own (same classes)")
     parser.add_argument("--data-dir", type=text, help="evaluate on this image folder or CIFAR batch directory instead")
     parser.add_argument("--image", nargs="+", type=text, metavar="PATH", help="classify these images instead")
-    parser.add_argument("--top-k", type=positive(int, 1000), default=3, help="classes to show per image with --image (default: 3)")
-    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch (default: 256)")
+    parser.add_argument("--top-k", type=positive(int, 1000), default=3,
+                        help="classes to show per image with --image (default: 3)")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256,
+                        help="images per prediction batch (default: 256)")
     parser.add_argument("--export", type=text, metavar="DIR",
                         help="instead of evaluating, export the model into this new folder for serving, with "
                              "export.json (input, classes, check); checked to give model.keras's logits")

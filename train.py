@@ -71,7 +71,8 @@ def build_parser():
         "--data-dir", type=text, help="local data instead of a download: an image folder DIR/train/<class>/*, "
         "DIR/test/<class>/* (any size, resized), the CIFAR-10/100 python batch files, or a .tar.gz/.zip of either"
     )
-    data.add_argument("--image-size", type=positive(int, MAX_IMAGE_SIZE), help="input size in pixels (default: the preset's)")
+    data.add_argument("--image-size", type=positive(int, MAX_IMAGE_SIZE),
+                      help="input size in pixels (default: the preset's)")
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training split held out for validation (default: 0.1)")
     subset = data.add_mutually_exclusive_group()
@@ -82,11 +83,13 @@ def build_parser():
                         help="... or on this share of the training split (default: 1)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit", help="which model to train: the ViT, the hybrid (ResNet stem + ViT) or a CNN (default: vit)")
+    model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit",
+                       help="which model to train: the ViT, the hybrid (ResNet stem + ViT) or a CNN (default: vit)")
     model.add_argument("--preset", type=text,
                        help=f"model size; vit: {presets['vit']}; hybrid: {presets['hybrid']}; cnn: {presets['cnn']} "
                        "(default: recipe)")
-    for flag, dest, meaning in (("--patch-size", "patch_size", "patch size P"), ("--hidden-dim", "hidden_dim", "hidden size D"),
+    for flag, dest, meaning in (("--patch-size", "patch_size", "patch size P"),
+                                ("--hidden-dim", "hidden_dim", "hidden size D"),
                                 ("--depth", "num_layers", "number of encoder blocks L"),
                                 ("--heads", "num_heads", "attention heads k (must divide D)"),
                                 ("--mlp-dim", "mlp_dim", "MLP size M")):
@@ -142,7 +145,8 @@ def build_parser():
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
                           "(default); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength 0.5) "
                           "and RandomErasing (a quarter of the images), as DeiT")
-    training.add_argument("--mixing", choices=MIXINGS, help="MixUp or CutMix of each batch (default: recipe, else none)")
+    training.add_argument("--mixing", choices=MIXINGS,
+                          help="MixUp or CutMix of each batch (default: recipe, else none)")
     training.add_argument("--mixing-alpha", type=positive(float),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "
                           f"{DEFAULTS['mixing_alpha']})")
@@ -173,7 +177,8 @@ def build_parser():
                           help="print the devices and mesh the run would train on, then stop")
 
     output = parser.add_argument_group("output")
-    output.add_argument("--run-dir", type=text, help=f"where to write the run (default: {DEFAULT_RUNS_FOLDER}/<settings>-<time>)")
+    output.add_argument("--run-dir", type=text,
+                        help=f"where to write the run (default: {DEFAULT_RUNS_FOLDER}/<settings>-<time>)")
     output.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
     output.add_argument("--resume", metavar="RUN_DIR", type=text,
                         help="continue a killed run from its last finished epoch, with the settings it started with")

@@ -13,7 +13,8 @@ def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="*", type=text, metavar="RUN_DIR", help="run directories written by train.py")
     parser.add_argument("--sweep", type=text, metavar="DIR", help="add the data-scaling figure of a scaling.py sweep")
-    parser.add_argument("--out", required=True, type=text, help="folder for the PNG figures and the report (.md, .html to hand in, .pdf)")
+    parser.add_argument("--out", required=True, type=text,
+                        help="folder for the PNG figures and the report (.md, .html to hand in, .pdf)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch")
     return parser
 

@@ -76,7 +76,8 @@ def open_sweep(plan, out):
         except (OSError, json.JSONDecodeError) as error:
             raise UserError(f"{path} cannot be read ({error}); it is damaged") from None
         if _comparable(saved) != _comparable(plan.to_dict()):
-            raise UserError(f"{out} holds another sweep (its sweep.json differs); choose another --out to start a new one")
+            raise UserError(f"{out} holds another sweep (its sweep.json differs); "
+                            "choose another --out to start a new one")
         return
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} holds other files; choose a new or empty --out for a sweep")

@@ -41,8 +41,10 @@ def vit_arrays(patch=4, hidden=16, layers=2, mlp=32, heads=2, grid=8, num_classe
             arrays[f"{prefix}{attention}/{name}/bias"] = normal(heads, head_dim)
         arrays[f"{prefix}{attention}/out/kernel"] = normal(heads, head_dim, hidden)
         arrays[f"{prefix}{attention}/out/bias"] = normal(hidden)
-        arrays[f"{prefix}{block_mlp}/Dense_0/kernel"], arrays[f"{prefix}{block_mlp}/Dense_0/bias"] = normal(hidden, mlp), normal(mlp)
-        arrays[f"{prefix}{block_mlp}/Dense_1/kernel"], arrays[f"{prefix}{block_mlp}/Dense_1/bias"] = normal(mlp, hidden), normal(hidden)
+        (arrays[f"{prefix}{block_mlp}/Dense_0/kernel"],
+         arrays[f"{prefix}{block_mlp}/Dense_0/bias"]) = normal(hidden, mlp), normal(mlp)
+        (arrays[f"{prefix}{block_mlp}/Dense_1/kernel"],
+         arrays[f"{prefix}{block_mlp}/Dense_1/bias"]) = normal(mlp, hidden), normal(hidden)
     width = hidden
     if representation:
         arrays["pre_logits/kernel"], arrays["pre_logits/bias"] = normal(hidden, representation), normal(representation)
@@ -77,11 +79,13 @@ def forward(arrays, images, names=PRE_LINEN):
     for index in range(layers):
         p = f"Transformer/encoderblock_{index}/"
         y = layer_norm(z, arrays[f"{p}{norm1}/scale"], arrays[f"{p}{norm1}/bias"])
-        q, k, v = (np.einsum("btd,dhk->bthk", y, arrays[f"{p}{attention}/{n}/kernel"]) + arrays[f"{p}{attention}/{n}/bias"]
+        q, k, v = (np.einsum("btd,dhk->bthk", y, arrays[f"{p}{attention}/{n}/kernel"])
+                   + arrays[f"{p}{attention}/{n}/bias"]
                    for n in ("query", "key", "value"))
         weights = softmax(np.einsum("bthk,bshk->bhts", q, k) / math.sqrt(q.shape[-1]))
         heads_out = np.einsum("bhts,bshk->bthk", weights, v)
-        z = z + np.einsum("bthk,hkd->btd", heads_out, arrays[f"{p}{attention}/out/kernel"]) + arrays[f"{p}{attention}/out/bias"]
+        z = (z + np.einsum("bthk,hkd->btd", heads_out, arrays[f"{p}{attention}/out/kernel"])
+             + arrays[f"{p}{attention}/out/bias"])
         y = layer_norm(z, arrays[f"{p}{norm2}/scale"], arrays[f"{p}{norm2}/bias"])
         hidden = gelu_tanh(y @ arrays[f"{p}{block_mlp}/Dense_0/kernel"] + arrays[f"{p}{block_mlp}/Dense_0/bias"])
         z = z + hidden @ arrays[f"{p}{block_mlp}/Dense_1/kernel"] + arrays[f"{p}{block_mlp}/Dense_1/bias"]
@@ -196,7 +200,8 @@ def resnet_stem_arrays(width=32, blocks=(1,), seed=1, gn_shape=lambda c: (c,)):
             for name, shape in shapes.items():
                 arrays[f"{p}{name}/kernel"] = normal(*shape)
                 norm = name.replace("conv", "gn")
-                arrays[f"{p}{norm}/scale"], arrays[f"{p}{norm}/bias"] = 1 + normal(*gn_shape(shape[-1])), normal(*gn_shape(shape[-1]))
+                arrays[f"{p}{norm}/scale"], arrays[f"{p}{norm}/bias"] = (1 + normal(*gn_shape(shape[-1])),
+                                                                         normal(*gn_shape(shape[-1])))
             channels = 4 * mid
     return arrays
 
@@ -246,7 +251,8 @@ def bit_forward(arrays, images):
             p = f"resnet/block{stage}/{unit}/"
             stride = 2 if stage > 1 and index == 0 else 1
             out = relu(gn(x, p + "a/group_norm"))
-            shortcut = conv(out, kernel(p + "a/proj"), stride, ((0, 0), (0, 0))) if p + "a/proj/standardized_conv2d/kernel" in arrays else x
+            shortcut = (conv(out, kernel(p + "a/proj"), stride, ((0, 0), (0, 0)))
+                        if p + "a/proj/standardized_conv2d/kernel" in arrays else x)
             y = conv(out, kernel(p + "a"), 1, ((0, 0), (0, 0)))
             y = conv(relu(gn(y, p + "b/group_norm")), kernel(p + "b"), stride, ((1, 1), (1, 1)))
             y = conv(relu(gn(y, p + "c/group_norm")), kernel(p + "c"), 1, ((0, 0), (0, 0)))

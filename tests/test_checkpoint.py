@@ -24,7 +24,8 @@ def authors_layout(model):
     projection = model.get_layer("patch_embedding").projection
     arrays = {"embedding/kernel": value(projection.kernel).reshape(4, 4, 3, hidden),
               "embedding/bias": value(projection.bias), "cls": value(model.get_layer("class_token").class_token),
-              "Transformer/posembed_input/pos_embedding": value(model.get_layer("position_embedding").position_embedding),
+              "Transformer/posembed_input/pos_embedding":
+                  value(model.get_layer("position_embedding").position_embedding),
               "Transformer/encoder_norm/scale": value(model.get_layer("encoder_norm").gamma),
               "Transformer/encoder_norm/bias": value(model.get_layer("encoder_norm").beta)}
     for index in range(2):
@@ -32,14 +33,18 @@ def authors_layout(model):
         for norm, name in ((block.attention_norm, "LayerNorm_0"), (block.mlp_norm, "LayerNorm_2")):
             arrays[f"{p}{name}/scale"], arrays[f"{p}{name}/bias"] = value(norm.gamma), value(norm.beta)
         a = f"{p}MultiHeadDotProductAttention_1/"
-        for ours, theirs in ((block.attention.query, "query"), (block.attention.key, "key"), (block.attention.value, "value")):
+        for ours, theirs in ((block.attention.query, "query"), (block.attention.key, "key"),
+                             (block.attention.value, "value")):
             arrays[f"{a}{theirs}/kernel"] = value(ours.kernel).reshape(hidden, heads, hidden // heads)
             arrays[f"{a}{theirs}/bias"] = value(ours.bias).reshape(heads, hidden // heads)
-        arrays[f"{a}out/kernel"] = value(block.attention.output_projection.kernel).reshape(heads, hidden // heads, hidden)
+        arrays[f"{a}out/kernel"] = value(block.attention.output_projection.kernel).reshape(
+            heads, hidden // heads, hidden)
         arrays[f"{a}out/bias"] = value(block.attention.output_projection.bias)
         for ours, theirs in ((block.mlp.dense_in, "Dense_0"), (block.mlp.dense_out, "Dense_1")):
-            arrays[f"{p}MlpBlock_3/{theirs}/kernel"], arrays[f"{p}MlpBlock_3/{theirs}/bias"] = value(ours.kernel), value(ours.bias)
-    arrays["head/kernel"], arrays["head/bias"] = value(model.get_layer("head").kernel), value(model.get_layer("head").bias)
+            (arrays[f"{p}MlpBlock_3/{theirs}/kernel"],
+             arrays[f"{p}MlpBlock_3/{theirs}/bias"]) = value(ours.kernel), value(ours.bias)
+    arrays["head/kernel"], arrays["head/bias"] = (value(model.get_layer("head").kernel),
+                                                  value(model.get_layer("head").bias))
     return arrays
 
 
@@ -70,10 +75,12 @@ def test_linen_prefixed_and_stacked_files_load_the_same_weights(tmp_path, varian
         stored = {k: v for k, v in arrays.items() if not k.startswith("Transformer/encoderblock_")}
         for key in [k for k in arrays if k.startswith("Transformer/encoderblock_0/")]:
             leaf = key.split("/", 2)[2]
-            stored[f"Transformer/encoderblock/{leaf}"] = np.stack([arrays[f"Transformer/encoderblock_{i}/{leaf}"] for i in range(2)])
+            stored[f"Transformer/encoderblock/{leaf}"] = np.stack([arrays[f"Transformer/encoderblock_{i}/{leaf}"]
+                                                                   for i in range(2)])
     model = model_like_the_file()
     load_pretrained(model, write(tmp_path / "file.npz", stored), keep_head=True)
-    np.testing.assert_allclose(model.predict(IMAGES, verbose=0), forward(arrays, IMAGES, names=LINEN), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.predict(IMAGES, verbose=0), forward(arrays, IMAGES, names=LINEN),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_fine_tuning_drops_the_pretraining_head_and_starts_a_zero_head(tmp_path):
@@ -135,14 +142,18 @@ def test_a_larger_image_interpolates_the_position_embeddings_and_keeps_the_class
 
 def test_a_checkpoint_of_another_size_names_the_preset_that_fits(tmp_path):
     path = write(tmp_path / "ViT-mini.npz", vit_arrays(hidden=128, layers=3, mlp=256, heads=4))
-    with pytest.raises(CheckpointError, match="hidden_dim 128, num_layers 3.*but the model has.*use --model vit --preset vit_cifar_mini"):
+    with pytest.raises(CheckpointError, match="hidden_dim 128, num_layers 3.*but the model has.*"
+                                              "use --model vit --preset vit_cifar_mini"):
         load_pretrained(model_like_the_file(), path)
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda a: a.pop("Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias"), "has no Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias"),
-    (lambda a: a.update({"Transformer/extra/kernel": np.zeros(3, np.float32)}), r"has 1 array\(s\) this model has no place for, e.g. Transformer/extra/kernel"),
-    (lambda a: a.update({"embedding/bias": np.zeros(17, np.float32)}), r"embedding/bias has shape \(17,\), which does not fit"),
+    (lambda a: a.pop("Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias"),
+     "has no Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias"),
+    (lambda a: a.update({"Transformer/extra/kernel": np.zeros(3, np.float32)}),
+     r"has 1 array\(s\) this model has no place for, e.g. Transformer/extra/kernel"),
+    (lambda a: a.update({"embedding/bias": np.zeros(17, np.float32)}),
+     r"embedding/bias has shape \(17,\), which does not fit"),
     (lambda a: a.pop("embedding/kernel"), "not a ViT checkpoint"),
 ], ids=["missing-key", "extra-key", "wrong-shape", "not-a-vit"])
 def test_a_damaged_checkpoint_names_the_key_and_sets_nothing(tmp_path, damage, message):

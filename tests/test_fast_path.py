@@ -117,8 +117,8 @@ def test_a_run_with_its_data_on_the_device_trains_as_one_from_the_host(image_fol
     metrics = {}
     for setting in ("off", "on"):
         metrics[setting] = trainer.train(TrainConfig(preset="vit_test", data_dir=str(image_folder), epochs=2,
-                                                     batch_size=4, mixing="cutmix",
-                                                     data_on_device=setting, run_dir=str(tmp_path / setting)), verbose=0)
+                                                     batch_size=4, mixing="cutmix", data_on_device=setting,
+                                                     run_dir=str(tmp_path / setting)), verbose=0)
     assert metrics["on"]["test_accuracy"] == metrics["off"]["test_accuracy"]
     assert metrics["on"]["test_loss"] == pytest.approx(metrics["off"]["test_loss"], rel=1e-5)
     losses = {setting: [float(row["loss"]) for row in RunDirectory(tmp_path / setting).read_history()]

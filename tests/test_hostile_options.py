@@ -18,13 +18,16 @@ FRACTION = [*NUMBER, "1", "2"]
 NAME = ["", "   ", "no_such_thing"]
 MISSING_PATH = ["", "/nonexistent/folder"]
 UNWRITABLE = ["", "/proc/vit-hostile"]  # nobody, not even root, can create files in /proc
+DURATION = [*NUMBER, "30", "0s", "1h30", "99999h"]
 
 HOSTILE = {
     "train.py": {
         "--dataset": NAME, "--data-dir": MISSING_PATH, "--image-size": [*WHOLE, "30", "100000"],
-        "--val-fraction": FRACTION, "--model": NAME, "--preset": [*NAME, "r50_vit_b16"], "--patch-size": [*WHOLE, "5", "64"],
+        "--val-fraction": FRACTION, "--model": NAME, "--preset": [*NAME, "r50_vit_b16"],
+        "--patch-size": [*WHOLE, "5", "64"],
         "--hidden-dim": [*WHOLE, "17"], "--depth": WHOLE, "--heads": [*WHOLE, "5", "100000"], "--mlp-dim": WHOLE,
         "--drop-path-rate": FRACTION, "--recipe": NAME, "--epochs": [*WHOLE, "1000000"], "--batch-size": WHOLE,
+        "--time-budget": DURATION,
         "--learning-rate": [*NUMBER, "0"], "--weight-decay": NUMBER, "--optimizer": NAME,
         "--warmup-epochs": NUMBER, "--label-smoothing": FRACTION, "--augmentation": NAME, "--mixing": NAME,
         "--mixing-alpha": [*NUMBER, "0"], "--keep": NAME, "--patience": WHOLE, "--seed": [*NUMBER, "1.5"],
@@ -44,9 +47,10 @@ HOSTILE = {
                    "--sizes": [*WHOLE, "100000000", "999999"], "--seeds": [*NUMBER, "1.5"], "--vit-preset": NAME,
                    "--cnn-preset": NAME, "--batch-size": WHOLE, "--out": UNWRITABLE},
     "compare.py": {"--dataset": NAME, "--data-dir": MISSING_PATH, "--recipe": NAME, "--vit-preset": NAME,
-                   "--cnn-preset": NAME, "--pretrained": [*MISSING_PATH, "README.md"], "--epochs": WHOLE, "--batch-size": WHOLE, "--seed": [*NUMBER, "1.5"],
-                   "--out": UNWRITABLE, "--hybrid-preset": [*NAME, "vit_test"],
-                   "--hybrid-pretrained": [*MISSING_PATH, "README.md"], "--cnn-pretrained": [*MISSING_PATH, "README.md"]},
+                   "--cnn-preset": NAME, "--pretrained": [*MISSING_PATH, "README.md"], "--epochs": WHOLE,
+                   "--batch-size": WHOLE, "--seed": [*NUMBER, "1.5"], "--out": UNWRITABLE,
+                   "--hybrid-preset": [*NAME, "vit_test"], "--hybrid-pretrained": [*MISSING_PATH, "README.md"],
+                   "--cnn-pretrained": [*MISSING_PATH, "README.md"], "--time-budget": DURATION},
     "benchmark.py": {"--model": [*NAME, "vit:no_such_preset", "mlp:resnet8", "hybrid:vit_test"], "--batch-size": WHOLE,
                      "--warmup-steps": WHOLE, "--steps": WHOLE, "--precision": NAME, "--jit-compile": NAME,
                      "--runs": MISSING_PATH, "--target": FRACTION, "--out": ["", "/proc/vit-hostile.json", "/"],
@@ -66,17 +70,19 @@ def finished_run(tmp_path_factory):
 
 def base_arguments(script, option, run, tmp_path):
     """Valid arguments that, without the hostile one, would do a small job."""
+    length = [] if option == "--time-budget" else ["--epochs", "1"]  # the two exclude each other
     if script == "train.py":
-        return [] if option == "--resume" else ["--preset", "vit_test", "--epochs", "1", "--run-dir", str(tmp_path / "r")]
+        return [] if option == "--resume" else ["--preset", "vit_test", *length, "--run-dir", str(tmp_path / "r")]
     if script == "evaluate.py":
         return [] if option == "run_dir" else [str(run)]
     if script == "visualize.py":
         return ["--out", str(tmp_path / "report")] if option == "run_dirs" else [str(run), str(run), "--out",
                                                                                   str(tmp_path / "report")]
     if script == "scaling.py":
-        return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", "--sizes", "100", "--out", str(tmp_path / "s")]
+        return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", "--sizes", "100", "--out",
+                str(tmp_path / "s")]
     if script == "compare.py":
-        return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", "--epochs", "1", "--out", str(tmp_path / "c")]
+        return ["--vit-preset", "vit_test", "--cnn-preset", "resnet_test", *length, "--out", str(tmp_path / "c")]
     return ["--model", "vit:vit_test", "--batch-size", "2", "--warmup-steps", "1", "--steps", "1", "--out",
             str(tmp_path / "b.json")]
 

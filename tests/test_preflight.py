@@ -34,7 +34,8 @@ def estimate(preset, image_size=None, batch_size=128, images=1000, source_size=3
     network = family.build(config.preset, image_size=config.image_size, num_classes=2)
     architecture = family.resolve_config(config.preset, config.image_size, 2)
     dataset = fake_dataset(images, source_size=source_size)
-    return preflight.check(network, family, architecture, config, dataset, min(images, batch_size * (images // batch_size) or images),
+    return preflight.check(network, family, architecture, config, dataset,
+                           min(images, batch_size * (images // batch_size) or images),
                            "float32", False, "CPU")
 
 
@@ -54,14 +55,16 @@ def test_a_batch_larger_than_the_data_and_memory_past_the_machine_are_warned_abo
     report = estimate("vit_test", batch_size=100, images=100)
     (memory,) = [w for w in report.warnings if "activations" in w]
     assert "more than this CPU has free (10.0 MB); lower --batch-size or --image-size" in memory
-    assert report.activation_bytes == vit_tf.activations_per_image(vit_tf.build_vit("vit_test", num_classes=2)) * 100 * 4
+    assert (report.activation_bytes
+            == vit_tf.activations_per_image(vit_tf.build_vit("vit_test", num_classes=2)) * 100 * 4)
 
 
 def test_the_preflight_line_states_tokens_parameters_flops_memory_and_time():
     report = estimate("resnet_test", model="cnn", batch_size=10, images=100)
     line = report.line(batch_size=10, epochs=2)
     assert report.tokens is None and "tokens" not in line
-    assert line.startswith("preflight: 5,210 parameters, ") and "per batch of 10" in line and "for 2 epochs on this CPU" in line
+    assert (line.startswith("preflight: 5,210 parameters, ") and "per batch of 10" in line
+            and "for 2 epochs on this CPU" in line)
     assert report.seconds_per_epoch > 0 and report.dataset_bytes == 2 * 100 * 32 * 32 * 3
 
 

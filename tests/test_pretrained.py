@@ -37,7 +37,8 @@ def test_fine_tuning_a_released_checkpoint_records_it_and_follows_the_papers_rec
     assert "position embeddings interpolated from a 8x8 to a 16x16 patch grid" in result.stdout
     config = json.loads((run_dir / "config.json").read_text())
     digest = hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
-    assert config["pretrained_checkpoint"]["sha256"] == digest and config["pretrained_checkpoint"]["file"] == "ViT-test.npz"
+    assert (config["pretrained_checkpoint"]["sha256"] == digest
+            and config["pretrained_checkpoint"]["file"] == "ViT-test.npz")
     assert json.loads((run_dir / "manifest.json").read_text())["pretrained_checkpoint"]["sha256"] == digest
     # The paper's fine-tuning: plain momentum SGD, no weight decay, clipping at 1, no smoothing; 6 steps of
     # 4 images from 16 training images are 2 epochs, the warmup at most a fifth of them.

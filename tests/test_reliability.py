@@ -136,7 +136,8 @@ def test_resume_writes_the_epochs_a_kill_kept_out_of_tensorboard(tmp_path):
                             "val_accuracy": 0.05 * epoch, "seconds": 9.0, "train_seconds": 8.0,
                             "images_per_second": 100.0 + epoch, "learning_rate": 0.001 / epoch})
     history = run.read_history()
-    writers = {part: tf.summary.create_file_writer(str(run.tensorboard_path / part)) for part in ("train", "validation")}
+    writers = {part: tf.summary.create_file_writer(str(run.tensorboard_path / part))
+               for part in ("train", "validation")}
     for part, writer in writers.items():
         write_scalars(writer, 0, scalars_of_row(history[0])[part])
     write_scalars(writers["train"], 1, scalars_of_row(history[1])["train"])  # killed between epoch 2's parts

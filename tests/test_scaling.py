@@ -93,4 +93,5 @@ def test_a_killed_sweep_resumes_the_run_it_was_in(tmp_path):
 def test_summary_is_mean_and_sample_standard_deviation_over_seeds():
     rows = [{"model": "vit", "preset": "p", "train_images": 10, "test_accuracy": a} for a in (0.5, 0.7)]
     (row,) = summarise(rows)
-    assert row["test_accuracy_mean"] == pytest.approx(0.6) and row["test_accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert (row["test_accuracy_mean"] == pytest.approx(0.6)
+            and row["test_accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1)))

@@ -105,7 +105,8 @@ def _summary(seed):
 
 def _sweep_rows(seed):
     rng = np.random.default_rng(seed)
-    return [{"model": model, "preset": preset, "train_images": size, "seed": run, "test_accuracy": float(rng.uniform(0.2, 0.9))}
+    return [{"model": model, "preset": preset, "train_images": size, "seed": run,
+             "test_accuracy": float(rng.uniform(0.2, 0.9))}
             for model, preset in (("vit", "vit_test"), ("cnn", "resnet_test")) for size in (100, 1000, 10000)
             for run in range(2)]
 
@@ -113,7 +114,8 @@ def _sweep_rows(seed):
 PLOTS = {
     "scaling": lambda seed, path: scaling.plot_scaling(_sweep_rows(seed), path, "data"),
     "training_curves": lambda seed, path: compare_plots.plot_training_curves([_history(seed)], ["run"], path),
-    "summary": lambda seed, path: compare_plots.plot_summary_bars([_summary(seed), _summary(seed + 1)], ["a", "b"], path),
+    "summary": lambda seed, path: compare_plots.plot_summary_bars(
+        [_summary(seed), _summary(seed + 1)], ["a", "b"], path),
     "per_class": lambda seed, path: compare_plots.plot_per_class_accuracy(
         [np.random.default_rng(seed).uniform(0, 1, 3)], ["run"], ["x", "y", "z"], path),
     "confusion_matrices": lambda seed, path: compare_plots.plot_confusion_matrices(

@@ -29,7 +29,8 @@ def test_patches_are_row_major_and_flattened_row_column_channel():
     np.testing.assert_array_equal(patches[0, 1], image[0, 0:4, 4:8, :].reshape(-1))
     np.testing.assert_array_equal(patches[0, 2], image[0, 4:8, 0:4, :].reshape(-1))
     for index, (row, col) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        np.testing.assert_array_equal(patches[0, index], image[0, 4 * row : 4 * row + 4, 4 * col : 4 * col + 4].reshape(-1))
+        np.testing.assert_array_equal(patches[0, index],
+                                      image[0, 4 * row : 4 * row + 4, 4 * col : 4 * col + 4].reshape(-1))
 
 
 def test_patch_embedding_is_patches_times_E_plus_bias():

@@ -20,7 +20,8 @@ def paper_parameter_count(patch_size, hidden_dim, num_layers, mlp_dim, image_siz
     class_token = D if token else 0
     position_embedding = (N + int(token)) * D
     block = 2 * 2 * D + 4 * (D * D + D) + (D * M + M) + (M * D + D)  # 2 LNs, q/k/v/out, MLP
-    return patch_projection + class_token + position_embedding + num_layers * block + 2 * D + D * num_classes + num_classes
+    return (patch_projection + class_token + position_embedding + num_layers * block + 2 * D
+            + D * num_classes + num_classes)
 
 
 # The authors' vit_jax/models_test.py lists the same numbers.

@@ -108,7 +108,8 @@ def expected(runs=None):
 
 def results_table(runs):
     """The Markdown table README.md and results/README.md show: one row per recipe and model."""
-    lines = ["| recipe | model | data | test accuracy | epochs | training time | parameters | machine (resnet20 img/s) |",
+    lines = ["| recipe | model | data | test accuracy | epochs | training time | parameters "
+             "| machine (resnet20 img/s) |",
              "|---|---|---|---|---|---|---|---|"]
     for (recipe, model), rows in groups(runs).items():
         first = rows[0]
@@ -155,7 +156,8 @@ def main():
     measure.add_argument("--model", required=True, choices=list(MODEL_NAMES))
     measure.add_argument("--seed", type=int, default=0)
     measure.add_argument("--data-dir", help="CIFAR-10 as an image folder or batch files (default: the embedded sample)")
-    measure.add_argument("--dataset", default="cifar10-jpeg", help="the data's label in the run (default: cifar10-jpeg)")
+    measure.add_argument("--dataset", default="cifar10-jpeg",
+                         help="the data's label in the run (default: cifar10-jpeg)")
     measure.add_argument("--python", default=sys.executable)
     measure.add_argument("--overwrite", action="store_true")
     measure.add_argument("extra", nargs="*", help="more train.py options, after --")

@@ -99,7 +99,8 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
     if config["image_size"] % side:
         what = f"patch size {side}" if side == config["patch_size"] else f"the hybrid's {side} px per token"
         raise ValueError(
-            f"image size {config['image_size']} is not divisible by {what}; use an image size that is a multiple of {side}"
+            f"image size {config['image_size']} is not divisible by {what}; "
+            f"use an image size that is a multiple of {side}"
         )
     if config["distillation"] and (config["classifier"] != "token" or config["representation_size"]):
         raise ValueError("a distillation token sits beside the class token: distillation needs classifier='token' "

@@ -57,7 +57,8 @@ def device_name():
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU")
+        return tf.config.experimental.get_device_details(
+            tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU")
     import torch
 
     return torch.cuda.get_device_name(0)

@@ -30,7 +30,8 @@ class Split:
         return len(self.labels)
 
     def take(self, indices):
-        return Split(self.images[indices], self.labels[indices], None if self.sources is None else self.sources[indices])
+        return Split(self.images[indices], self.labels[indices],
+                     None if self.sources is None else self.sources[indices])
 
 
 @dataclasses.dataclass

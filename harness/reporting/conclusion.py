@@ -53,7 +53,8 @@ def conclusion(runs):
         lines.append(f"{name(best)[0].upper()}{name(best)[1:]} won: {100 * best_mean:.2f}% test accuracy against "
                      f"{100 * (best_mean - gap):.2f}% for {name(second)}, {100 * gap:.2f} points ahead; {verdict}. "
                      + ("A clear difference." if clear else "Too close to call from these runs."))
-    train_images = min(r["train_images"] for r in runs if r["train_images"]) if any(r["train_images"] for r in runs) else None
+    train_images = (min(r["train_images"] for r in runs if r["train_images"])
+                    if any(r["train_images"] for r in runs) else None)
     budgets = {r["time_budget"] for r in runs}
     if train_images is not None and train_images < SMALL_TRAINING_SET:
         lines.append("")

@@ -88,7 +88,8 @@ def most_confused_pairs(counts, class_names, top=5):
     off_diagonal = counts.copy()
     np.fill_diagonal(off_diagonal, 0)
     order = np.argsort(-off_diagonal, axis=None)[:top]
-    return [(class_names[i], class_names[j], int(off_diagonal[i, j])) for i, j in zip(*np.unravel_index(order, counts.shape))
+    return [(class_names[i], class_names[j], int(off_diagonal[i, j]))
+            for i, j in zip(*np.unravel_index(order, counts.shape))
             if off_diagonal[i, j] > 0]
 
 
@@ -165,9 +166,11 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
         "Rows are true classes and sum to 1; a hatched row is a class without test images.")
     per_class = [np.where(c.sum(axis=1) > 0, np.diag(c) / np.maximum(c.sum(axis=1), 1), np.nan) for c in counts]
     figures["Per-class accuracy"] = (compare_plots.plot_per_class_accuracy(
-        per_class, labels, class_names, out / "per_class_accuracy.png").name, "Share of each class's test images classified correctly.")
+        per_class, labels, class_names, out / "per_class_accuracy.png").name,
+        "Share of each class's test images classified correctly.")
     figures["Most confident mistakes"] = (_mistakes_gallery(results, class_names, out / "misclassified.png").name,
-                                          "Each run's most confidently wrong test images: true → predicted (confidence).")
+                                          "Each run's most confidently wrong test images: "
+                                          "true → predicted (confidence).")
 
     shared_test = _same_test_set(results)
     if shared_test and len(results) >= 2:
@@ -222,7 +225,8 @@ def _disagreement_gallery(right, wrong, class_names, path):
     confidence = wrong.probabilities[found, wrong.predictions[found]]
     chosen = found[np.argsort(-confidence, kind="stable")][: 2 * GALLERY_COLUMNS]  # the wrong model's surest errors
     titles = [f"{class_names[right.test.labels[i]]}; {wrong.config['model']} said\n"
-              f"{class_names[wrong.predictions[i]]} ({wrong.probabilities[i, wrong.predictions[i]]:.2f})" for i in chosen]
+              f"{class_names[wrong.predictions[i]]} ({wrong.probabilities[i, wrong.predictions[i]]:.2f})"
+              for i in chosen]
     return plots.plot_image_gallery([right.test.images[i] for i in chosen], titles, path,
                                     f"{right.label} right, {wrong.label} wrong: {len(found)} images, "
                                     f"the {len(chosen)} where {wrong.label} was surest shown",
@@ -256,7 +260,8 @@ def _vit_figures(result, out):
             "Tile (r, c): cosine similarity of patch (r, c)'s position embedding to every patch's (Figure 7, centre)."),
         f"{result.label}: mean attention distance": (model_plots.plot_attention_distance(
             distances, size, out / f"{prefix}_attention_distance.png").name,
-            f"Per head, attention-weighted pixel distance between patches, over {min(ATTENTION_IMAGES, len(result.test))} "
+            "Per head, attention-weighted pixel distance between patches, "
+            f"over {min(ATTENTION_IMAGES, len(result.test))} "
             "test images; the class token is left out (Figure 7, right)."),
     }
 
@@ -278,8 +283,8 @@ def _markdown(results, figures, counts, class_names, shared_test):
         number = lambda v, fmt: "n/a" if v is None else format(v, fmt)  # noqa: E731
         best_val = "n/a" if s["best_val_accuracy"] is None else f"{100 * s['best_val_accuracy']:.2f}%"
         lines.append(f"| {r.label} | {s['params']:,} | {s['flops_per_image'] / 1e6:,.1f} M | "
-                     f"{number(s['images_per_second'], ',.1f')} | {number(s['train_seconds'], ',.1f')} | {s['epochs']} | "
-                     f"{best_val} | {100 * s['test_accuracy']:.2f}% |")
+                     f"{number(s['images_per_second'], ',.1f')} | {number(s['train_seconds'], ',.1f')} | "
+                     f"{s['epochs']} | {best_val} | {100 * s['test_accuracy']:.2f}% |")
     lines += ["", "Test accuracy is recomputed here from each saved model; it equals the run's metrics.json.", ""]
     lines += ["## Most confused class pairs", "", "| run | true → predicted (images) |", "|---|---|"]
     for r, c in zip(results, counts):

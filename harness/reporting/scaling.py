@@ -71,7 +71,8 @@ def markdown_table(rows):
                 continue
             s = found[0]
             spread = f" ± {100 * s['test_accuracy_std']:.2f}" if s["test_accuracy_std"] is not None else ""
-            cells.append(f"{100 * s['test_accuracy_mean']:.2f}%{spread} ({s['runs']} run{'s' if s['runs'] > 1 else ''})")
+            cells.append(f"{100 * s['test_accuracy_mean']:.2f}%{spread} "
+                         f"({s['runs']} run{'s' if s['runs'] > 1 else ''})")
         lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

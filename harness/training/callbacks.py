@@ -84,7 +84,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def should_stop(self):
         """Whether `patience` epochs have passed since the best one."""
-        return self.patience is not None and self.best[1] is not None and self.last_epoch - self.best[0] >= self.patience
+        return (self.patience is not None and self.best[1] is not None
+                and self.last_epoch - self.best[0] >= self.patience)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()

@@ -171,7 +171,8 @@ def resolve(config: TrainConfig):
                 and config.time_budget > 0):
             raise UserError(f"time_budget is {config.time_budget!r}; it must be a number of seconds above 0")
     if config.recipe and RECIPES[config.recipe][config.model] is None:
-        raise UserError(f"the {config.recipe} recipe is not for the {config.model} ({RECIPES[config.recipe]['budget']})")
+        raise UserError(f"the {config.recipe} recipe is not for the {config.model} "
+                        f"({RECIPES[config.recipe]['budget']})")
     if config.recipe == "finetune" and not config.pretrained:
         raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
     if config.pretrained is not None:
@@ -218,7 +219,8 @@ def resolve(config: TrainConfig):
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:
-        raise UserError("--keep best and --patience choose epochs by validation accuracy; give a --val-fraction above 0")
+        raise UserError("--keep best and --patience choose epochs by validation accuracy; "
+                        "give a --val-fraction above 0")
     whole = {"epochs": 1, "batch_size": 1, "seed": 0, "patience": 1, "steps": 1, "warmup_steps": 0, "train_size": 1,
              **{name: 1 for name in VIT_ARCHITECTURE},
              **({"image_size": 1} if config.image_size is not None else {})}
@@ -230,7 +232,8 @@ def resolve(config: TrainConfig):
                                                         "label_smoothing", "mixing_alpha", "val_fraction",
                                                         "gradient_clip_norm", "time_budget")}
     for name, value in numbers.items():
-        if value is None and name in ("warmup_epochs", "gradient_clip_norm", "time_budget"):  # warmup: set by for_data with steps
+        # warmup: set by for_data with steps
+        if value is None and name in ("warmup_epochs", "gradient_clip_norm", "time_budget"):
             continue
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} is {value!r}; it must be a finite number")

@@ -87,7 +87,8 @@ class Placement:
     def describe(self):
         if self.count == 1:
             return f"1 device ({self.devices[0]})"
-        hosts = (f"; process {self.process} of {self.processes} feeds {self.count // self.processes * self.per_device_batch}"
+        hosts = (f"; process {self.process} of {self.processes} feeds "
+                 f"{self.count // self.processes * self.per_device_batch}"
                  " images per step" if self.processes > 1 else "")
         return (f"{self.count} devices ({', '.join(self.devices)}) with {self.engine}, {self.per_device_batch} "
                 f"images each per step{hosts}")

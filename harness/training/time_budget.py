@@ -61,7 +61,8 @@ def measure(trainee, split, num_classes, batch_size, validation_batches, budget_
 
 def warmup_for(config, epochs):
     """The warmup of a budgeted run of `epochs`: the recipe's or family's, at most a fifth of the run."""
-    wanted = config.warmup_epochs if config.warmup_epochs is not None else FAMILY_DEFAULTS[config.model]["warmup_epochs"]
+    wanted = (config.warmup_epochs if config.warmup_epochs is not None
+              else FAMILY_DEFAULTS[config.model]["warmup_epochs"])
     return min(wanted, epochs * WARMUP_FRACTION_LIMIT)
 
 
