@@ -117,9 +117,10 @@ def results_table(runs):
         epochs = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"{epochs[0]}"
         minutes = statistics.mean(row["train_minutes"] for row in rows)
         accuracy = summary([row["test_accuracy"] for row in rows])
+        speeds = sorted({round(row["calibration"]) for row in rows})
+        speed = f"{speeds[0]}-{speeds[-1]}" if len(speeds) > 1 else f"{speeds[0]}"
         lines.append(f"| `{recipe}` | {MODEL_NAMES[model]} `{first['preset']}` | {first['data']} | {accuracy} | "
-                     f"{epochs} | {minutes:.1f} min | {first['params']:,} | {first['device']} "
-                     f"({first['calibration']:.0f}) |")
+                     f"{epochs} | {minutes:.1f} min | {first['params']:,} | {first['device']} ({speed}) |")
     return "\n".join(lines)
 
 
@@ -138,9 +139,13 @@ def render(_args):
         "Each folder holds a run's config.json, manifest.json (machine, versions, command), history.csv and\n"
         "metrics.json (with its time-budget record), and measurement.json (the machine's speed calibration:\n"
         "benchmark.py's resnet20 training img/s at batch 128 just before the run, and the load average).\n"
-        "Test accuracy is on the 10,000 test images, touched once per run; the models were chosen on the\n"
-        "validation split. cifar10-jpeg is CIFAR-10 re-encoded as JPEG (quality 75): a little below the original.\n\n"
-        f"{table}\n\n## Every run\n\n" + "\n".join(details) + "\n")
+        "Test accuracy is on the test split (10,000 images of CIFAR-10, 1,000 of the embedded sample), touched\n"
+        "once per run; every choice of settings was made on the validation split. cifar10-jpeg is CIFAR-10\n"
+        "re-encoded as JPEG (quality 75), which scores a little below the original.\n\n"
+        f"{table}\n\n## Every run\n\n" + "\n".join(details) + "\n\n"
+        "[ablations/](ablations/) holds the short comparisons behind the recipes' choices (config, manifest,\n"
+        "history, metrics of each run; read in docs/training.md, \"Choosing the CPU recipes\"). A gpu/ folder,\n"
+        "when present, is the GPU campaign's own record (tools/gpu_campaign.py).\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
