@@ -76,7 +76,7 @@ def main(argv=None):
     if args.distill:  # trained last, once its teacher (the CNN) has finished
         configs["vit_distilled"] = settings("vit", "vit_distilled", teacher=str(out / "cnn"))
     for config in configs.values():  # all checked before any trains
-        RunDirectory(config.run_dir).check_available()
+        RunDirectory(config.run_dir).check_available(remedy="choose a new --out folder")
     backend.start()
     from harness import data
     from harness.reporting.evaluate_run import evaluate_run

@@ -8,7 +8,11 @@ import math
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser that reports a bad option in one line, like every other error here."""
+    """An argument parser that reports a bad option in one line, like every other error here. Options are
+    spelled out in full: an abbreviation (--epoch for --epochs) would change meaning when an option is added."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

@@ -66,3 +66,20 @@ def jax_without_tensorflow(tmp_path):
     """Environment variables for a subprocess on JAX that must not import TensorFlow, like the GPU machines."""
     pytest.importorskip("jax")
     return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": forbidding(tmp_path / "no_tensorflow", "tensorflow")}
+
+
+# Markers by file, so that a contributor can run a fast subset: pytest -m "not e2e and not backend".
+END_TO_END = {"test_cli", "test_user_errors", "test_reliability", "test_data_parallel", "test_pretrained",
+              "test_scaling", "test_distillation_runs", "test_export", "test_native_crash", "test_data_problems",
+              "test_backend_start", "test_notebook", "test_gpu_campaign", "test_visualize", "test_evaluate",
+              "test_benchmark"}  # each runs the command lines (train.py, evaluate.py, ...) in fresh processes
+OTHER_BACKENDS = {"test_other_backends"}  # re-runs the model tests on JAX and PyTorch
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in END_TO_END:
+            item.add_marker(pytest.mark.e2e)
+        if module in OTHER_BACKENDS:
+            item.add_marker(pytest.mark.backend)

@@ -12,7 +12,7 @@ def run(model, accuracy, seed=0, train_images=45_000, budget=None, epochs=10, pr
 
 def test_one_seed_each_is_weighed_against_the_test_sets_sampling_error():
     text = "\n".join(conclusion([run("vit", 0.70), run("cnn", 0.85)]))
-    assert ("The CNN (cnn_preset) won: 85.00% test accuracy against 70.00% for the VIT (vit_preset), "
+    assert ("The CNN (cnn_preset) won: 85.00% test accuracy against 70.00% for the ViT (vit_preset), "
             "15.00 points" in text)
     assert f"± {100 * sampling_error(0.85, 10_000):.2f} points" in text and "A clear difference." in text
 

@@ -116,3 +116,22 @@ def test_loading_a_folder_or_an_archive_says_what_it_is_doing(tmp_path, monkeypa
     assert f"loading 18 files from {tmp_path / 'cache'}" in out and "loaded 18 images in" in out
     load_dataset(data_dir=folder)
     assert f"loading 9 files from {folder / 'test'}" in capsys.readouterr().out
+
+
+def test_a_report_on_a_damaged_run_file_or_moved_data_says_which(tmp_path):
+    folder = write_image_folder(tmp_path / "images")
+    trained = run_train("--preset", "vit_test", "--data-dir", folder, "--epochs", 1, "--batch-size", 4,
+                        "--run-dir", tmp_path / "run")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    manifest = (tmp_path / "run" / "manifest.json").read_text()
+    (tmp_path / "run" / "manifest.json").write_text(manifest[: len(manifest) // 2])  # cut short, as by a full disk
+    damaged = run("visualize.py", tmp_path / "run", "--out", tmp_path / "report")
+    assert damaged.returncode == 2 and "manifest.json cannot be read" in damaged.stderr, damaged.stderr[-2000:]
+    assert "Traceback" not in damaged.stderr
+    (tmp_path / "run" / "manifest.json").write_text(manifest)
+    folder.rename(tmp_path / "moved")
+    result = run("visualize.py", tmp_path / "run", "--out", tmp_path / "report")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert f"was trained on {folder}, which no longer exists" in errors[0] and "--data-dir" not in errors[0]
+    assert not (tmp_path / "report").exists()

@@ -3,6 +3,7 @@
 import math
 import statistics
 
+FAMILY_NAMES = {"vit": "ViT", "cnn": "CNN", "hybrid": "hybrid"}
 SMALL_TRAINING_SET = 10_000  # below this many training images a comparison is a smoke test, not a result
 
 
@@ -31,7 +32,7 @@ def conclusion(runs):
     lines = ["## Conclusion", ""]
     best = ranked[0]
     best_mean = statistics.mean(r["test_accuracy"] for r in best)
-    name = lambda rows: f"the {rows[0]['model'].upper() if rows[0]['model'] != 'hybrid' else 'hybrid'} "\
+    name = lambda rows: f"the {FAMILY_NAMES.get(rows[0]['model'], rows[0]['model'])} "\
         f"({rows[0]['preset']}{f', {len(rows)} seeds' if len(rows) > 1 else ''})"  # noqa: E731
     test_images = best[0]["test_images"]
     if len(ranked) == 1:

@@ -1,7 +1,6 @@
 """visualize.py's work: compare any number of runs in figures and a report.md that embeds them."""
 
 import dataclasses
-import json
 import os
 import pathlib
 import re
@@ -13,6 +12,7 @@ import numpy as np
 
 import vit_tf
 from harness import data
+from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, handin, model_plots, plots, scaling
 from harness.reporting.conclusion import conclusion, training_data
@@ -67,6 +67,9 @@ def read_history(run):
 def load_run_result(run_dir, label, batch_size=256):
     run, config = open_finished_run(run_dir)
     model = load_model(run)
+    if config.get("data_dir") and not pathlib.Path(config["data_dir"]).exists():  # visualize.py has no --data-dir
+        raise UserError(f"{run_dir} was trained on {config['data_dir']}, which no longer exists; the report reads "
+                        "each run's own test split from there, so put the data back at that path")
     dataset = data.load_dataset(config["dataset"], config.get("data_dir"), config["image_size"])
     probabilities, _ = predict_probabilities(model, dataset.test.images, batch_size)
     metrics = run.read_metrics() if run.metrics_path.exists() else {}
@@ -80,7 +83,7 @@ def load_run_result(run_dir, label, batch_size=256):
         "dataset": dataset.name,
         "epochs": config["epochs"],
     }
-    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    manifest = run.read_manifest()
     return RunResult(label, config, model, dataset.test, probabilities, read_history(run), summary, manifest)
 
 
@@ -268,7 +271,7 @@ def _vit_figures(result, out):
 
 def _markdown(results, figures, counts, class_names, shared_test):
     lines = ["# ViT vs CNN: run comparison", "",
-             f"Dataset: {results[0].summary['dataset']}, {len(results[0].test)} test images, "
+             f"Dataset: {results[0].summary['dataset']}, {len(results[0].test):,} test images, "
              f"{len(class_names)} classes; trained on {training_data(results[0].config)}.", "",
              *conclusion([{"label": r.label, "model": r.config["model"], "preset": r.config["preset"],
                            "test_accuracy": r.summary["test_accuracy"], "test_images": len(r.test),

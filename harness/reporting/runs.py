@@ -1,11 +1,10 @@
 """Which finished runs one report can compare, checked before any model or dataset loads."""
 
-import json
 import pathlib
 
 from harness import sweeps
 from harness.errors import UserError
-from harness.training.run_dir import check_writable, open_finished_run
+from harness.training.run_dir import check_writable, open_finished_run, read_json
 
 
 def run_labels(configs):
@@ -49,5 +48,5 @@ def check_sweep(sweep):
 
 def sweep_dataset_name(sweep):
     run = next(path for path in sorted((pathlib.Path(sweep) / "runs").glob("*")) if (path / "metrics.json").exists())
-    return json.loads((run / "metrics.json").read_text())["dataset"]
+    return read_json(run / "metrics.json").get("dataset", "?")
 

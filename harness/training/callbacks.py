@@ -13,7 +13,9 @@ from harness.training.seeding import epoch_seed
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite, and remembers where.
+    """Stops training at the first step whose loss is NaN or infinite, and remembers where (Keras'
+    TerminateOnNaN stops too, but keeps no epoch and step to tell the user, and reads every step's loss
+    on the host).
 
     Reading the loss waits for its step to finish. On JAX and PyTorch Keras runs this hook in a worker
     thread (`async_safe`), so the next steps are dispatched meanwhile and the accelerator never waits for
@@ -68,6 +70,13 @@ def best_epoch(rows):
 class EpochRecorder(keras.callbacks.Callback):
     """After each epoch, in this order (which `resume` relies on): one history.csv row, the checkpoint,
     the best weights (with keep="best"), then the early-stopping decision (with `patience`).
+
+    Why not Keras' CSVLogger, BackupAndRestore, ModelCheckpoint and EarlyStopping: after a SIGKILL,
+    BackupAndRestore brings back the weights and the optimizer but not EarlyStopping's count of epochs
+    without progress nor the best accuracy so far, so a resumed run could stop at another epoch than an
+    uninterrupted one; ModelCheckpoint would save the training model (augmentation and, with DeiT, the
+    teacher inside), not the plain model that evaluate.py loads. Here all of it follows from
+    history.csv and one checkpoint, which is what exact resumption needs.
 
     Times the training part of each epoch apart from validation; `train_images` are the images one
     epoch really trains on.

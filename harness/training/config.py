@@ -110,7 +110,7 @@ class TrainConfig:
             layers.pop("time_budget", None)
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
         if self.warmup_epochs is None and "warmup_epochs" not in budget and not (by_steps or by_time):
-            epochs = self.epochs or filled["epochs"]
+            epochs = self.epochs if self.epochs is not None else filled["epochs"]
             filled["warmup_epochs"] = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
         return dataclasses.replace(self, **filled)
 
@@ -161,9 +161,28 @@ def check_data_on_device(setting, devices="1"):
 
 def resolve(config: TrainConfig):
     """The config with every default filled in and the image size decided, or a one-line UserError
-    for settings that do not fit together (checked before any data loads or Keras starts)."""
+    for settings that do not fit together (checked before any data loads or Keras starts).
+
+    In order: the options that exclude or need each other, then the defaults (recipe, family, global:
+    `TrainConfig.with_recipe_defaults`), then what the model family accepts, then every value's range."""
     if config.model not in MODEL_FAMILIES:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+    _check_combinations(config)
+    family = MODEL_FAMILIES[config.model]
+    if config.preset is not None and config.preset not in family.presets:
+        raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
+    config = config.with_recipe_defaults(family.default_preset)
+    _check_family(config, family)
+    _check_values(config)
+    try:
+        architecture = family.resolve_config(config.preset, image_size=config.image_size, **model_overrides(config))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return dataclasses.replace(config, image_size=architecture["image_size"])
+
+
+def _check_combinations(config):
+    """Options that exclude each other, or need another one, as given (before any default)."""
     if config.time_budget is not None:
         if config.epochs is not None or config.steps is not None:
             raise UserError("give one of --epochs, --steps and --time-budget: the budget chooses the epochs")
@@ -176,6 +195,9 @@ def resolve(config: TrainConfig):
     if config.recipe == "finetune" and not config.pretrained:
         raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
     if config.pretrained is not None:
+        if pathlib.Path(config.pretrained).is_dir():
+            raise UserError(f"--pretrained {config.pretrained} is a folder; give the checkpoint file itself (a "
+                            "released .npz such as ViT-B_16.npz; docs/pretrained.md)")
         if not pathlib.Path(config.pretrained).is_file():
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
                             "checkpoint (docs/pretrained.md)")
@@ -195,19 +217,23 @@ def resolve(config: TrainConfig):
         raise UserError("--distillation, --distillation-alpha and --distillation-temperature need a --teacher RUN_DIR")
     if config.freeze_backbone and not config.pretrained:
         raise UserError("--freeze-backbone trains only the head, which needs pretrained features; add --pretrained")
-    family = MODEL_FAMILIES[config.model]
-    if config.preset is not None and config.preset not in family.presets:
-        raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
-    config = config.with_recipe_defaults(family.default_preset)
-    if not family.transformer:
-        given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate")
-                 if getattr(config, name)]
-        if given:
-            raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
-                            "the CNN's size is chosen with --preset")
-        if config.pretrained and family.presets[config.preset].get("architecture") != "bit":
-            raise UserError(f"--pretrained loads a released BiT ResNet, and {config.preset} is a BatchNorm ResNet; "
-                            "use a BiT preset (--preset bit_r50x1)")
+
+
+def _check_family(config, family):
+    """What the model family accepts: the CNN has no ViT columns, and loads only BiT's released files."""
+    if family.transformer:
+        return
+    given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate") if getattr(config, name)]
+    if given:
+        raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
+                        "the CNN's size is chosen with --preset")
+    if config.pretrained and family.presets[config.preset].get("architecture") != "bit":
+        raise UserError(f"--pretrained loads a released BiT ResNet, and {config.preset} is a BatchNorm ResNet; "
+                        "use a BiT preset (--preset bit_r50x1)")
+
+
+def _check_values(config):
+    """Every setting within its range, defaults filled in (the Python API can pass anything)."""
     if config.teacher:
         if config.distillation not in DISTILLATIONS:
             raise UserError(f"distillation is {config.distillation!r}; choose one of {', '.join(DISTILLATIONS)}")
@@ -231,14 +257,9 @@ def resolve(config: TrainConfig):
     numbers = {name: getattr(config, name) for name in ("learning_rate", "weight_decay", "warmup_epochs",
                                                         "label_smoothing", "mixing_alpha", "val_fraction",
                                                         "gradient_clip_norm", "time_budget")}
+    optional = ("warmup_epochs", "gradient_clip_norm", "time_budget")  # warmup: set later with steps or a budget
     for name, value in numbers.items():
-        # warmup: set by for_data with steps
-        if value is None and name in ("warmup_epochs", "gradient_clip_norm", "time_budget"):
+        if value is None and name in optional:
             continue
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} is {value!r}; it must be a finite number")
-    try:
-        architecture = family.resolve_config(config.preset, image_size=config.image_size, **model_overrides(config))
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    return dataclasses.replace(config, image_size=architecture["image_size"])

@@ -29,6 +29,17 @@ HISTORY_COLUMNS = (
 )
 
 
+def read_json(path):
+    """A run file's JSON object; a missing, truncated or invalid file is a one-line UserError naming it."""
+    try:
+        data = json.loads(pathlib.Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} cannot be read ({error}); it is damaged or incomplete") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is damaged: it holds a {type(data).__name__}, not the JSON object a run writes")
+    return data
+
+
 def write_json(path, data):
     """Writes JSON atomically: a crash leaves the old file or the new one, never half of one."""
     temporary = path.with_name(path.name + ".tmp")
@@ -69,20 +80,18 @@ class RunDirectory:
         return any(path.exists() for path in (self.history_path, self.checkpoint_path, self.metrics_path,
                                               self.model_path))
 
-    def check_available(self, overwrite=False):
+    def check_available(self, overwrite=False, remedy="choose another --run-dir or pass --overwrite"):
         """Raises unless the folder can be written and is new, empty, a run that never trained an
-        epoch (only its config and manifest), or may be overwritten."""
+        epoch (only its config and manifest), or may be overwritten. `remedy` names the options of the
+        command that can fix it (compare.py's runs live in --out, and it has no --overwrite)."""
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"run directory {self.path} is a file; choose another --run-dir")
+            raise UserError(f"run directory {self.path} is a file; {remedy}")
         if self.path.is_dir() and not overwrite:
             if self.has_started():
-                raise UserError(
-                    f"run directory {self.path} already holds a run; choose another --run-dir or pass --overwrite"
-                )
+                raise UserError(f"run directory {self.path} already holds a run; {remedy}")
             others = sorted(p.name for p in self.path.iterdir() if p not in (*self.run_files, self.tensorboard_path))
             if others:
-                raise UserError(f"run directory {self.path} holds other files ({', '.join(others[:3])}); "
-                                "choose a new or empty --run-dir")
+                raise UserError(f"run directory {self.path} holds other files ({', '.join(others[:3])}); {remedy}")
         check_writable(self.path)
 
     @classmethod
@@ -101,12 +110,9 @@ class RunDirectory:
 
     def read_config(self, required=()):
         """config.json as a dict; a damaged file, or one without the `required` keys, is a UserError."""
-        try:
-            config = json.loads(self.config_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UserError(f"{self.config_path} cannot be read ({error}); it is damaged") from None
-        missing = [key for key in required if key not in config] if isinstance(config, dict) else list(required)
-        if not isinstance(config, dict) or missing:
+        config = read_json(self.config_path)
+        missing = [key for key in required if key not in config]
+        if missing:
             raise UserError(f"{self.config_path} is damaged or was not written by train.py (it lacks "
                             f"{', '.join(missing) or 'settings'})")
         return config
@@ -174,7 +180,11 @@ class RunDirectory:
         write_json(self.metrics_path, metrics)
 
     def read_metrics(self):
-        return json.loads(self.metrics_path.read_text())
+        return read_json(self.metrics_path)
+
+    def read_manifest(self):
+        """manifest.json, or {} for runs written before there was one."""
+        return read_json(self.manifest_path) if self.manifest_path.exists() else {}
 
 
 # What every run's config.json holds, for evaluating and reporting; and what resuming needs.

@@ -93,7 +93,9 @@ class BudgetPlan:
         return (f"time budget {r['budget_seconds'] / 60:.1f} min: {r['planned_epochs']} epochs of about "
                 f"{r['estimated_epoch_seconds']:.0f} s (measured {1000 * r['seconds_per_step']:.0f} ms per step; "
                 f"preflight {r['preflight_seconds']:.0f} s), the whole schedule ending at about "
-                f"{r['estimated_seconds'] / 60:.1f} min")
+                f"{r['estimated_seconds'] / 60:.1f} min"
+                + ("; the budget is too short for one epoch, which trains anyway"
+                   if r["estimated_seconds"] > r["budget_seconds"] else ""))
 
 
 class BudgetGuard(keras.callbacks.Callback):

@@ -220,6 +220,8 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
     architecture = family.resolve_config(config.preset, config.image_size, dataset.num_classes, **overrides)
     estimate = preflight.check(model, family, architecture, config, dataset, train_images, precision,
                                preflight.has_accelerator(), describe_device())
+    if plan is not None:  # measured, not estimated from FLOPs: the time per epoch the budget was planned with
+        estimate.seconds_per_epoch = plan.record["estimated_epoch_seconds"]
     print(estimate.line(config.batch_size, config.epochs), flush=True)
     for warning in estimate.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
