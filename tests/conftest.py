@@ -38,6 +38,19 @@ def write_image_folder(root, classes=("cat", "dog", "frog"), per_class=(6, 3), s
     return root
 
 
+def write_png_header(path, width, height):
+    """A PNG that declares width x height pixels (and holds none): enough for Pillow to judge its size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
@@ -69,16 +82,32 @@ def jax_without_tensorflow(tmp_path):
 
 
 # Markers by file, so that a contributor can run a fast subset: pytest -m "not e2e and not backend".
+# END_TO_END: each runs the command lines (train.py, evaluate.py, ...) in fresh processes.
 END_TO_END = {"test_cli", "test_user_errors", "test_reliability", "test_data_parallel", "test_pretrained",
               "test_scaling", "test_distillation_runs", "test_export", "test_native_crash", "test_data_problems",
               "test_backend_start", "test_notebook", "test_gpu_campaign", "test_visualize", "test_evaluate",
-              "test_benchmark"}  # each runs the command lines (train.py, evaluate.py, ...) in fresh processes
+              "test_benchmark", "test_run_lock"}
 OTHER_BACKENDS = {"test_other_backends"}  # re-runs the model tests on JAX and PyTorch
+# The files that take longest (minutes): the parallel workers start them first, so none runs alone at the end.
+LONGEST_FIRST = ("test_other_backends", "test_gpu_campaign", "test_native_crash", "test_data_parallel",
+                 "test_scaling", "test_reliability", "test_visualize")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: one worker more than the cores, at most 4 (each holds TensorFlow): a worker waiting for a
+    command-line run it started leaves its core to the others."""
+    return min((os.cpu_count() or 1) + 1, 4)
+
+
+def module_name(item):
+    return item.module.__name__.rpartition(".")[2]
 
 
 def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(module_name(item), len(rank)))  # stable: a file's own order stays
     for item in items:
-        module = item.module.__name__.rpartition(".")[2]
+        module = module_name(item)
         if module in END_TO_END:
             item.add_marker(pytest.mark.e2e)
         if module in OTHER_BACKENDS:
