@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from harness.errors import UserError
+from harness.errors import UserError, not_installed
 
 # KERAS_BACKEND value -> the package it needs, and how to install it.
 BACKENDS = {
@@ -142,6 +142,8 @@ def start():
         import keras
     except ImportError as error:  # installed but unusable, e.g. a stand-in or a broken build
         backend = requested or "tensorflow"
+        if getattr(error, "name", None) == "keras":
+            raise UserError(not_installed("keras")) from None
         if getattr(error, "name", None) == BACKENDS[backend][0]:
             raise _missing(backend) from None
         raise UserError(f"Keras could not start its {backend} backend ({error}); reinstall it with "
@@ -151,5 +153,7 @@ def start():
 
 def _missing(backend):
     package, install = BACKENDS[backend]
+    if backend == "tensorflow":  # the default: most likely the project's environment is not active
+        return UserError(not_installed(package))
     return UserError(f"KERAS_BACKEND={backend} needs {package}, which is not installed: {install}, "
                      "or unset KERAS_BACKEND to use TensorFlow")

@@ -1,5 +1,6 @@
 """One error type for mistakes a user can fix, and the wrapper that prints them in one line."""
 
+import errno
 import functools
 import signal
 import sys
@@ -21,6 +22,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (e.g. `kill`, a job scheduler's time limit), raised where Python is, like Ctrl-C."""
 
 
+def not_installed(package):
+    """Why `package` may be missing, and what to do: most often the project's virtual environment is not active."""
+    if sys.prefix == sys.base_prefix:  # no virtual environment is active
+        return (f"{package} is not installed for {sys.executable}: activate the project's virtual environment "
+                "(source .venv/bin/activate) or install the requirements (pip install -r requirements.txt)")
+    return f"{package} is not installed in the virtual environment {sys.prefix}: pip install -r requirements.txt"
+
+
+def disk_full(error):
+    """Whether an OSError means no space (or quota) is left; h5py and TensorFlow say so only in the text."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
@@ -36,6 +50,13 @@ def cli_main(main):
             return main(*args, **kwargs)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:
+            if not disk_full(error):
+                raise
+            where = f" writing {error.filename}" if error.filename else ""
+            print(f"error: the disk is full{where}; free some space and run the command again (a training run "
+                  "continues with --resume; what was saved before is intact)", file=sys.stderr)
             sys.exit(2)
         except Interrupted as interruption:
             print(f"\n{interruption}", file=sys.stderr)

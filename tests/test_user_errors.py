@@ -32,6 +32,22 @@ def test_help_and_option_errors_never_import_keras(script, tmp_path):
     assert "error: argument --batch-size" in one_line_error(run(script, "x", "--batch-size", "0", env=env))
 
 
+@pytest.mark.parametrize("package, arguments", [("tqdm", ["--help"]), ("numpy", ["--epochs", 1]),
+                                                 ("keras", ["--epochs", 1]), ("tensorflow", ["--epochs", 1])])
+def test_a_missing_requirement_is_one_line_naming_the_environment(tmp_path, package, arguments):
+    env = {"PYTHONPATH": hiding(tmp_path / "hidden", package)}
+    error = one_line_error(run("train.py", *arguments, "--run-dir", tmp_path / "run", env=env))
+    assert f"error: {package} is not installed in the virtual environment" in error and "requirements.txt" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_outside_a_virtual_environment_the_advice_is_to_activate_it(monkeypatch):
+    from harness.errors import not_installed
+
+    monkeypatch.setattr(sys, "base_prefix", sys.prefix)
+    assert "activate the project's virtual environment (source .venv/bin/activate)" in not_installed("numpy")
+
+
 @pytest.mark.parametrize("backend, message", [
     ("torch", "KERAS_BACKEND=torch needs torch, which is not installed"),
     ("pytorch", "KERAS_BACKEND=pytorch is not a Keras backend"),
