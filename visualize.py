@@ -25,8 +25,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.run_dirs and not args.sweep:
         parser.error("give run directories, --sweep DIR, or both")
-    from harness.reporting.runs import check_comparable, check_sweep  # plain Python: answers before Keras loads
+    from harness.reporting.runs import check_comparable, check_report_folder, check_sweep  # answer before Keras loads
 
+    check_report_folder(args.out)
     if args.run_dirs:
         check_comparable(args.run_dirs, args.out)
     if args.sweep:

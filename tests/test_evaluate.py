@@ -107,6 +107,48 @@ def test_classify_own_images_of_any_size(trained_run, tmp_path, capsys):
     assert (run_dir / "eval" / "images" / "01_big_top3.png").exists()
 
 
+def test_an_image_too_large_to_decode_safely_is_refused_in_one_line(trained_run, tmp_path):
+    from conftest import write_png_header
+
+    run_dir, _ = trained_run
+    huge = write_png_header(tmp_path / "huge.png", 20_000, 20_000)
+    with pytest.raises(UserError, match=r"huge.png is too large to decode safely \(over 179 million pixels\); "
+                                        "resize it first"):
+        classify_images(run_dir, [huge])
+
+
+def test_an_evaluation_stopped_midway_leaves_the_earlier_one_whole(trained_run, tmp_path, monkeypatch):
+    run_dir, folder = trained_run
+    evaluate_run(run_dir)
+    classify_images(run_dir, [folder / "test" / "a" / "0.png"])
+    earlier = {path.relative_to(run_dir): path.read_bytes() for path in (run_dir / "eval").rglob("*") if path.is_file()}
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C or SIGTERM (raised the same way) while the figures are drawn
+
+    monkeypatch.setattr(plots, "plot_image_gallery", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(run_dir, batch_size=7)
+    now = {path.relative_to(run_dir): path.read_bytes() for path in (run_dir / "eval").rglob("*") if path.is_file()}
+    assert now == earlier and not [path.name for path in run_dir.iterdir() if path.name.startswith(".")]
+    monkeypatch.undo()
+    evaluate_run(run_dir)  # a whole new evaluation replaces it, keeping the classified images
+    assert (run_dir / "eval" / "images" / "01_0_top3.png").exists()
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_line_before_anything_loads(trained_run, monkeypatch):
+    run_dir, _ = trained_run
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("harness.atomic.tempfile.mkdtemp", refused)
+    monkeypatch.setattr("harness.reporting.evaluate_run.load_model", lambda run: pytest.fail("the model loaded"))
+    with pytest.raises(UserError, match=r"cannot write into .*run \(Permission denied\); copy the run folder "
+                                        "somewhere you can write, and evaluate the copy"):
+        evaluate_run(run_dir)
+
+
 def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
         evaluate_run(tmp_path)

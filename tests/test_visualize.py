@@ -174,6 +174,24 @@ def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
     check_handin_documents(out / "report", figures)
 
 
+def test_a_report_replaces_an_earlier_one_whole_and_never_a_folder_of_other_files(image_folder, tmp_path):
+    from harness.errors import UserError
+    from harness.reporting.report import write_report
+    from harness.training.config import TrainConfig
+    from harness.training.trainer import train
+
+    train(TrainConfig(model="cnn", preset="resnet_test", data_dir=str(image_folder), epochs=1, batch_size=4,
+                      run_dir=str(tmp_path / "run")), verbose=0)
+    report = write_report([tmp_path / "run"], tmp_path / "report")
+    figures = sorted(path.name for path in report.parent.iterdir())
+    (report.parent / "cnn_resnet_test_from_an_earlier_report.png").write_bytes(b"stale")
+    write_report([tmp_path / "run"], tmp_path / "report")
+    assert sorted(path.name for path in report.parent.iterdir()) == figures  # the stale figure is gone
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no staging left
+    with pytest.raises(UserError, match=r"--out .* holds other files \(images, report, run\), not an earlier report"):
+        write_report([tmp_path / "run"], tmp_path)  # would have replaced the runs and data beside it
+
+
 class PageParts(html.parser.HTMLParser):
     """The images, tables, headings and outside references of an HTML page."""
 

@@ -2,13 +2,16 @@
 
 import csv
 import pathlib
+import sys
 import time
 
 import keras
 import numpy as np
+from PIL import Image
 
 from harness import data
-from harness.data.images import load_image
+from harness.atomic import folder_written_whole
+from harness.data.images import UNREADABLE, load_image
 from harness.errors import UserError
 from harness.reporting import plots
 from harness.reporting.fonts import drawable_names
@@ -23,14 +26,24 @@ def predict_probabilities(model, images, batch_size):
     images = images.astype("float32")
     model.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # compile outside the timing
     start = time.perf_counter()
-    logits = model.predict(images, batch_size=batch_size, verbose=0)
+    logits = model.predict(images, batch_size=batch_size, verbose=1 if sys.stdout.isatty() else 0)  # a bar on terminals
     seconds = time.perf_counter() - start
     return softmax(np.asarray(logits, dtype=np.float64)), len(images) / seconds
 
 
+CANNOT_WRITE = "copy the run folder somewhere you can write, and evaluate the copy"
+
+
 def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
-    """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png."""
+    """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png, all at once:
+    an evaluation that fails or is stopped leaves the earlier eval/ as it was (its images/ is kept)."""
     run, config = open_finished_run(run_dir)
+    with folder_written_whole(run.path / "eval", carry=("images",), advice=CANNOT_WRITE) as out:
+        metrics = _evaluate_into(out, run, config, dataset, data_dir, batch_size)
+    return metrics, run.path / "eval"
+
+
+def _evaluate_into(out, run, config, dataset, data_dir, batch_size):
     model = load_model(run)
     if data_dir is None and dataset is None:
         dataset, data_dir = config["dataset"], config.get("data_dir")
@@ -45,8 +58,6 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
     metrics, counts = classification_metrics(probabilities, labels, test.class_names)
     metrics.update(dataset=test.name, images_per_second=round(images_per_second, 1), backend=keras.backend.backend())
 
-    out = run.path / "eval"
-    out.mkdir(exist_ok=True)
     write_json(out / "metrics.json", metrics)
     shown_names = drawable_names(test.class_names)
     plots.plot_confusion_matrix(counts, shown_names, out / "confusion_matrix.png",
@@ -63,7 +74,7 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
         out / "misclassified.png",
         title=f"Most confident mistakes of {config['model']} {config['preset']} ({len(rows)} wrong of {len(labels)})",
     )
-    return metrics, out
+    return metrics
 
 
 def classify_images(run_dir, paths, top_k=3):
@@ -76,18 +87,21 @@ def classify_images(run_dir, paths, top_k=3):
     for path in map(pathlib.Path, paths):
         try:
             images.append(load_image(path, size))
-        except (OSError, ValueError, SyntaxError):
+        except Image.DecompressionBombError:
+            raise UserError(f"{path} is too large to decode safely (over 179 million pixels); resize it first, "
+                            f"e.g. to {size}x{size}") from None
+        except UNREADABLE:
             raise UserError(f"{path} is not an image file this program can read") from None
     probabilities = softmax(np.asarray(model.predict(np.stack(images).astype("float32"), verbose=0), np.float64))
-    out = run.path / "eval" / "images"
-    out.mkdir(parents=True, exist_ok=True)
     results = []
-    for number, (path, image, p) in enumerate(zip(map(pathlib.Path, paths), images, probabilities), start=1):
-        best = np.argsort(-p)[: min(top_k, len(class_names))]
-        ranked = [(class_names[k], float(p[k])) for k in best]
-        results.append((path, ranked))
+    with folder_written_whole(run.path / "eval" / "images", advice=CANNOT_WRITE) as out:  # this call's images only
+        for number, (path, image, p) in enumerate(zip(map(pathlib.Path, paths), images, probabilities), start=1):
+            best = np.argsort(-p)[: min(top_k, len(class_names))]
+            ranked = [(class_names[k], float(p[k])) for k in best]
+            results.append((path, ranked))
+            plots.plot_top_k(image, [shown_names[k] for k in best], [q for _, q in ranked],
+                             out / f"{number:02d}_{path.stem}_top{top_k}.png", title=path.name)
+    for path, ranked in results:
         print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
-        plots.plot_top_k(image, [shown_names[k] for k in best], [q for _, q in ranked],
-                         out / f"{number:02d}_{path.stem}_top{top_k}.png", title=path.name)
-    print(f"plots in {out}")
+    print(f"plots in {run.path / 'eval' / 'images'}")
     return results

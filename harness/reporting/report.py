@@ -1,17 +1,15 @@
 """visualize.py's work: compare any number of runs in figures and a report.md that embeds them."""
 
 import dataclasses
-import os
 import pathlib
 import re
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 
 import vit_tf
 from harness import data
+from harness.atomic import folder_written_whole
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.reporting import analysis, compare_plots, handin, model_plots, plots, scaling
@@ -19,7 +17,7 @@ from harness.reporting.conclusion import conclusion, training_data
 from harness.reporting.evaluate_run import predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
-from harness.reporting.runs import check_comparable, check_sweep, sweep_dataset_name
+from harness.reporting.runs import check_comparable, check_report_folder, check_sweep, sweep_dataset_name
 from harness.training.run_dir import load_model, open_finished_run
 from vit_tf.presets import DEFAULT_OPTIONS, pixels_per_token
 
@@ -120,26 +118,19 @@ def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
     report.pdf; returns report.md's path. With `sweep` (a folder scaling.py wrote), the data-scaling
     figure and table join the report (alone, without runs).
 
-    Everything is written into a hidden staging folder first and moved into `out_dir` at the end,
-    so a failure never leaves a half-written report.
+    Everything is written into a hidden staging folder first, which replaces `out_dir` whole at the end:
+    a failure never leaves a half-written report, and an earlier report's figures never stay beside new ones.
     """
+    check_report_folder(out_dir)
     labels = check_comparable(run_dirs, out_dir) if run_dirs else []
     rows = check_sweep(sweep) if sweep else None
-    out = pathlib.Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with folder_written_whole(out_dir) as staging:
         if run_dirs:
             _write_figures_and_report(run_dirs, labels, staging, batch_size)
         if rows:
             _add_scaling(rows, staging, sweep)
         handin.write_documents(staging / "report.md")
-        out.mkdir(exist_ok=True)
-        for path in staging.iterdir():
-            os.replace(path, out / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out / "report.md"
+    return pathlib.Path(out_dir) / "report.md"
 
 
 def _add_scaling(rows, out, sweep):

@@ -18,9 +18,22 @@ def run_labels(configs):
     return labels
 
 
+def check_report_folder(out_dir):
+    """A one-line UserError unless the report can replace `out_dir` whole: a new or empty folder, or an
+    earlier report (it holds report.md), in a place that can be written."""
+    out = pathlib.Path(out_dir)
+    if out.is_file():
+        raise UserError(f"--out {out_dir} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
+        others = sorted(path.name for path in out.iterdir())
+        raise UserError(f"--out {out_dir} holds other files ({', '.join(others[:3])}), not an earlier report; give a "
+                        "new or empty folder (a report replaces its folder whole)")
+    check_writable(out_dir, option="--out")
+
+
 def check_comparable(run_dirs, out_dir):
     """The runs' labels, or a one-line UserError: a run that is not finished, runs trained on different
-    classes, or a report folder that cannot be written."""
+    classes, or a report folder that cannot be replaced (`check_report_folder`)."""
     configs = [open_finished_run(run_dir)[1] for run_dir in run_dirs]
     first = configs[0]["class_names"]
     for run_dir, config in zip(run_dirs[1:], configs[1:]):
@@ -30,9 +43,7 @@ def check_comparable(run_dirs, out_dir):
                 f"({len(config['class_names'])} classes: {', '.join(config['class_names'][:3])}, ...) were trained on "
                 "different classes; compare runs of the same classes"
             )
-    if pathlib.Path(out_dir).is_file():
-        raise UserError(f"--out {out_dir} is a file; give a folder for the report")
-    check_writable(out_dir, option="--out")
+    check_report_folder(out_dir)
     return run_labels(configs)
 
 

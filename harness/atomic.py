@@ -1,0 +1,39 @@
+"""Folders written whole: a crash, a full disk or a kill leaves the earlier folder or the new one, never a mix."""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+from harness.errors import UserError
+
+
+@contextlib.contextmanager
+def folder_written_whole(target, carry=(), advice="choose a folder you can write to"):
+    """Yields a hidden staging folder beside `target` to write into. When the block ends without an error,
+    the staging folder becomes `target`, replacing an earlier one whole (the entries named in `carry` are
+    kept from it); on an error, `target` stays as it was and the staging folder is removed.
+
+    A place that cannot be written is a one-line UserError ending with `advice`, before anything is done.
+    """
+    target = pathlib.Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    except OSError as error:
+        raise UserError(f"cannot write into {target.parent} ({error.strerror}); {advice}") from None
+    try:
+        yield staging
+        if target.exists():
+            earlier = staging.with_name(staging.name.replace(".partial-", ".earlier-"))
+            os.replace(target, earlier)
+            for name in carry:
+                if (earlier / name).exists():
+                    os.replace(earlier / name, staging / name)
+            os.replace(staging, target)
+            shutil.rmtree(earlier, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
