@@ -224,7 +224,7 @@ def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, t
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == exit_code, stderr[-2000:]
     last = stderr.rstrip().splitlines()[-1]
-    assert last.startswith(f"{cause} in epoch ") and "are saved in" in last, stderr[-2000:]
+    assert last.startswith(f"{cause} in epoch ") and " saved (of 12) in " in last, stderr[-2000:]
     assert last.endswith(f"continue with: python train.py --resume {run_dir}")
     assert "Traceback" not in stderr
     resumed = run_train("--resume", run_dir)

@@ -53,10 +53,12 @@ def test_run_directory_refuses_to_overwrite_a_run(tmp_path):
     run.append_history({"epoch": 1, "loss": 2.0})
     run.append_history({"epoch": 2, "loss": 1.5})
     assert [row["loss"] for row in run.read_history()] == ["2.0", "1.5"]
+    run.unlock()  # the process that trained here has ended
     with pytest.raises(UserError, match="already holds a run"):
         RunDirectory.create(tmp_path / "run")
     fresh = RunDirectory.create(tmp_path / "run", overwrite=True)
     assert not fresh.history_path.exists() and not fresh.config_path.exists()
+    fresh.unlock()
 
 
 def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
@@ -126,3 +128,28 @@ def test_one_test_loss_everywhere_and_keep_best_saves_the_best_epoch(image_folde
     evaluated = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert evaluated["loss"] == pytest.approx(metrics["test_loss"], abs=1e-4)
     assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_steps_shorter_than_an_epoch_train_exactly_that_many_steps(image_folder, tmp_path):
+    from harness.training.trainer import train
+
+    # 18 training images less the validation split: 4 full batches of 4 make an epoch; --steps 2 is half of one
+    metrics = train(TrainConfig(model="vit", preset="vit_test", data_dir=str(image_folder), steps=2, batch_size=4,
+                                run_dir=str(tmp_path / "run")), verbose=0)
+    assert (metrics["epochs"], metrics["train_images_per_epoch"]) == (1, 8)
+    history = RunDirectory(tmp_path / "run").read_history()
+    assert len(history) == 1 and float(history[-1]["learning_rate"]) == 0.0  # the whole schedule, in two steps
+
+
+def test_the_interruption_line_says_what_is_saved_and_never_contradicts_itself(tmp_path):
+    from harness.training.trainer import interrupted
+
+    run = RunDirectory(tmp_path / "run")
+    nothing = str(interrupted(run, 10, terminated=False))
+    assert nothing.startswith("interrupted before epoch 1 finished, so no epoch is saved") and "continue" not in nothing
+    run.saved_epochs = 1
+    assert "in epoch 2: epoch 1 is saved (of 10) in " in str(interrupted(run, 10, terminated=False))
+    run.saved_epochs = 3
+    line = str(interrupted(run, 10, terminated=True))
+    assert line.startswith("terminated (SIGTERM) in epoch 4: epochs 1-3 are saved (of 10) in ")
+    assert line.endswith(f"continue with: python train.py --resume {run.path}")

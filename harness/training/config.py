@@ -114,11 +114,16 @@ class TrainConfig:
             filled["warmup_epochs"] = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
         return dataclasses.replace(self, **filled)
 
+    def steps_per_epoch(self, train_images):
+        """The full batches of an epoch; a `steps` shorter than that is one short epoch of `steps` batches."""
+        full = max(1, train_images // self.batch_size)
+        return min(full, self.steps) if self.steps is not None else full
+
     def for_data(self, train_images):
         """A step-counted config (`steps`) turned into epochs for a training split of `train_images`."""
         if self.epochs is not None or self.steps is None:  # epochs given, or planned from a time budget
             return self
-        per_epoch = max(1, train_images // self.batch_size)
+        per_epoch = self.steps_per_epoch(train_images)
         epochs = math.ceil(self.steps / per_epoch)
         if self.warmup_steps is not None:  # never more than a fifth of the steps, e.g. with a shorter --steps
             warmup = min(self.warmup_steps, self.steps * WARMUP_FRACTION_LIMIT) / per_epoch
@@ -159,15 +164,16 @@ def check_data_on_device(setting, devices="1"):
             raise UserError("--data-on-device on keeps the split on one device; with --devices, use auto")
 
 
-def resolve(config: TrainConfig):
+def resolve(config: TrainConfig, pretrained_file_needed=True):
     """The config with every default filled in and the image size decided, or a one-line UserError
     for settings that do not fit together (checked before any data loads or Keras starts).
 
     In order: the options that exclude or need each other, then the defaults (recipe, family, global:
-    `TrainConfig.with_recipe_defaults`), then what the model family accepts, then every value's range."""
+    `TrainConfig.with_recipe_defaults`), then what the model family accepts, then every value's range.
+    `pretrained_file_needed=False`: a resumed run whose checkpoint holds the fine-tuned weights."""
     if config.model not in MODEL_FAMILIES:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
-    _check_combinations(config)
+    _check_combinations(config, pretrained_file_needed)
     family = MODEL_FAMILIES[config.model]
     if config.preset is not None and config.preset not in family.presets:
         raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
@@ -181,7 +187,7 @@ def resolve(config: TrainConfig):
     return dataclasses.replace(config, image_size=architecture["image_size"])
 
 
-def _check_combinations(config):
+def _check_combinations(config, pretrained_file_needed):
     """Options that exclude each other, or need another one, as given (before any default)."""
     if config.time_budget is not None:
         if config.epochs is not None or config.steps is not None:
@@ -194,7 +200,7 @@ def _check_combinations(config):
                         f"({RECIPES[config.recipe]['budget']})")
     if config.recipe == "finetune" and not config.pretrained:
         raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
-    if config.pretrained is not None:
+    if config.pretrained is not None and pretrained_file_needed:
         if pathlib.Path(config.pretrained).is_dir():
             raise UserError(f"--pretrained {config.pretrained} is a folder; give the checkpoint file itself (a "
                             "released .npz such as ViT-B_16.npz; docs/pretrained.md)")

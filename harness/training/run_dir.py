@@ -11,12 +11,18 @@
 
 import csv
 import datetime
+import fcntl
 import json
+import math
 import os
 import pathlib
 import shutil
+import socket
+import sys
 import tempfile
 import zipfile
+
+import numpy as np
 
 from harness.errors import UserError
 from harness.training.config import from_saved, resolve
@@ -43,8 +49,19 @@ def read_json(path):
 def write_json(path, data):
     """Writes JSON atomically: a crash leaves the old file or the new one, never half of one."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, a kill: no .tmp left behind
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def saved_bytes(model):
+    """The bytes of a model's weights and its optimizer's state: about what saving it writes."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    return sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize for variable in variables)
 
 
 def default_run_name(config, dataset_name):
@@ -68,7 +85,9 @@ class RunDirectory:
         self.checkpoint_path = self.path / "checkpoint.weights.h5"
         self.best_path = self.path / "best.weights.h5"
         self.tensorboard_path = self.path / "tensorboard"  # TensorBoard's event files, train/ and validation/
+        self.lock_path = self.path / ".lock"  # names the process training here; see lock()
         self.saved_epochs = 0  # epochs the checkpoint holds, as this process knows it
+        self._lock_file = None
 
     @property
     def run_files(self):
@@ -89,15 +108,52 @@ class RunDirectory:
         if self.path.is_dir() and not overwrite:
             if self.has_started():
                 raise UserError(f"run directory {self.path} already holds a run; {remedy}")
-            others = sorted(p.name for p in self.path.iterdir() if p not in (*self.run_files, self.tensorboard_path))
+            others = sorted(p.name for p in self.path.iterdir()
+                            if p not in (*self.run_files, self.tensorboard_path, self.lock_path))
             if others:
                 raise UserError(f"run directory {self.path} holds other files ({', '.join(others[:3])}); {remedy}")
         check_writable(self.path)
+
+    def lock(self):
+        """Holds the folder for this process until unlock() or the process ends (an OS file lock, which dies
+        with its process). A second process refuses in one line naming the holder; the note a process that
+        ended without unlocking left is taken over, in one line."""
+        file = open(self.lock_path, "a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise UserError(f"run directory {self.path} is in use by {holder}; wait for it to end, or train into "
+                            "another folder") from None
+        file.seek(0)
+        earlier = file.read().strip()
+        if earlier:
+            print(f"note: {self.path} was locked by {earlier}, which has ended; taking it over", file=sys.stderr)
+        file.seek(0)
+        file.truncate()
+        file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        file.flush()
+        self._lock_file = file
+
+    def unlock(self):
+        if self._lock_file is not None:
+            self.lock_path.unlink(missing_ok=True)
+            self._lock_file.close()  # closing releases the lock
+            self._lock_file = None
 
     @classmethod
     def create(cls, path, overwrite=False):
         run = cls(path)
         run.check_available(overwrite)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.lock()
+        try:
+            run.check_available(overwrite)  # again, holding the lock: another process may have trained here meanwhile
+        except UserError:
+            run.unlock()
+            raise
         for old in run.run_files:
             old.unlink(missing_ok=True)
         for folder in (run.path / "eval", run.tensorboard_path):
@@ -129,16 +185,29 @@ class RunDirectory:
         with open(self.history_path, newline="") as file:
             return list(csv.DictReader(file))
 
+    def _save(self, model, write, final, what):
+        """`write(temporary)`, then the temporary file replaces `final` atomically. The disk's free space is
+        checked first (h5py crashed natively on a full disk), and no partial file is left behind."""
+        needed = 1.25 * saved_bytes(model) + 2**20
+        free = shutil.disk_usage(self.path).free
+        if free < needed:
+            raise UserError(f"not enough free space in {self.path} to save the {what} (about {needed / 2**20:,.0f} MB "
+                            f"needed, {free / 2**20:,.0f} MB free); free some space, then continue with: python "
+                            f"train.py --resume {self.path}")
+        temporary = final.with_name(final.name.replace(".", ".partial.", 1))
+        try:
+            write(temporary)
+            os.replace(temporary, final)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
     def save_model(self, model):
-        temporary = self.path / "model.partial.keras"
-        model.save(temporary)
-        os.replace(temporary, self.model_path)
+        self._save(model, model.save, self.model_path, "model")
 
     def save_checkpoint(self, model, epoch):
         """Weights and optimizer state (its step count included) after `epoch`, replaced atomically."""
-        temporary = self.path / "checkpoint.partial.weights.h5"
-        model.save_weights(temporary)
-        os.replace(temporary, self.checkpoint_path)
+        self._save(model, model.save_weights, self.checkpoint_path, "checkpoint")
         self.saved_epochs = epoch
 
     def restore_checkpoint(self, model, steps_per_epoch):
@@ -167,9 +236,7 @@ class RunDirectory:
 
     def save_best(self, model):
         """The plain model's weights (no optimizer state), replaced atomically."""
-        temporary = self.path / "best.partial.weights.h5"
-        model.save_weights(temporary)
-        os.replace(temporary, self.best_path)
+        self._save(model, model.save_weights, self.best_path, "best weights")
 
     def remove_checkpoint(self):
         """A finished run keeps model.keras only."""
@@ -218,7 +285,9 @@ def open_unfinished_run(run_dir):
     if run.metrics_path.exists():
         raise UserError(f"{run.path} holds a finished run (metrics.json exists); there is nothing to resume")
     try:
-        return run, resolve(from_saved(run.read_config(RESUME_KEYS)))
+        # the released checkpoint a fine-tuning run started from is read again only if no epoch is saved
+        return run, resolve(from_saved(run.read_config(RESUME_KEYS)),
+                            pretrained_file_needed=not run.checkpoint_path.exists())
     except UserError as error:
         raise UserError(f"{error}" if str(run.config_path) in str(error) else f"{run.config_path}: {error}") from None
 

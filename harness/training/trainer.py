@@ -119,16 +119,23 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
 def resume(run_dir, verbose=None):
     """Continues a killed run from its last completed epoch, with its optimizer state and history."""
     run, config = open_unfinished_run(run_dir)
-    dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
+    run.lock()
+    try:
+        dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
+    except BaseException:
+        run.unlock()
+        raise
     return _train_in(run, config, dataset, resuming=True, verbose=verbose)
 
 
 def _train_in(run, config, dataset, resuming=False, verbose=None):
-    """Trains in an existing run directory; Ctrl-C or SIGTERM from here on says what it holds."""
+    """Trains in an existing, locked run directory; Ctrl-C or SIGTERM from here on says what it holds."""
     try:
         return _train_steps(run, config, dataset, resuming, verbose)
     except KeyboardInterrupt as interrupt:
         raise interrupted(run, config.epochs, isinstance(interrupt, Terminated)) from None
+    finally:
+        run.unlock()
 
 
 def _train_steps(run, config, dataset, resuming, verbose):
@@ -158,7 +165,7 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
                       "dropped": report.dropped,
                       "position_grid": list(report.position_grid) if report.position_grid else None}
     print_parameters(model, family.parameter_breakdown(model))
-    steps_per_epoch = max(1, len(train_split) // config.batch_size)
+    steps_per_epoch = config.steps_per_epoch(len(train_split))
     teacher, teacher_run = None, None
     if config.teacher:
         run_of_teacher, teacher_config = distillation.check_teacher(config.teacher, config.image_size,
@@ -286,11 +293,12 @@ def plan_time_budget(family, config, dataset, train_split, val_split, steps_per_
 def interrupted(run, epochs, terminated):
     """What Ctrl-C or SIGTERM leaves: the epochs the checkpoint holds, and the command that continues."""
     cause = "terminated (SIGTERM)" if terminated else "interrupted"
-    if not run.saved_epochs:
-        return Interrupted(f"{cause} before epoch 1 finished: nothing is saved in {run.path}, which a new run may "
-                           f"use again; or continue with: python train.py --resume {run.path}", terminated)
-    return Interrupted(f"{cause} in epoch {run.saved_epochs + 1}: epochs 1-{run.saved_epochs} of {epochs} are saved "
-                       f"in {run.path}; continue with: python train.py --resume {run.path}", terminated)
+    if not run.saved_epochs:  # config.json is written, so --resume starts the same run over from epoch 1
+        return Interrupted(f"{cause} before epoch 1 finished, so no epoch is saved; a new run may use {run.path} "
+                           f"again, or start this one over with: python train.py --resume {run.path}", terminated)
+    saved = "epoch 1 is" if run.saved_epochs == 1 else f"epochs 1-{run.saved_epochs} are"
+    return Interrupted(f"{cause} in epoch {run.saved_epochs + 1}: {saved} saved (of {epochs}) in {run.path}; "
+                       f"continue with: python train.py --resume {run.path}", terminated)
 
 
 def _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record=None):
@@ -299,9 +307,10 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
     if config.keep == "best" and recorder.best[0]:
         model.load_weights(run.best_path)  # trainee shares these weights
         saved_epoch = recorder.best[0]
+    print(f"testing on the {len(dataset.test):,} test images ...", flush=True)  # minutes on a CPU: say so
     results = trainee.evaluate(inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size,
                                                          placement.count, placement.shard),
-                               verbose=0, return_dict=True)
+                               verbose=1 if sys.stdout.isatty() else 0, return_dict=True)
     run.save_model(model)
     train_seconds = sum(float(row["seconds"]) for row in history)
     metrics = {

@@ -1,0 +1,53 @@
+"""One process per run folder: a second train.py into a folder in use refuses, naming the first; the lock
+of a process that is gone is taken over, said in one line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_cli import REPO, run_train
+from test_user_errors import one_line_error
+
+from harness.errors import UserError
+from harness.training.run_dir import RunDirectory
+
+
+def test_a_folder_in_use_is_refused_naming_the_holder_and_free_again_after(tmp_path):
+    holder = RunDirectory(tmp_path / "run")
+    holder.path.mkdir()
+    holder.lock()  # another open file: to the OS, as if another process held it
+    with pytest.raises(UserError, match=f"run directory .*run is in use by process {os.getpid()} on .*; wait for it"):
+        RunDirectory.create(tmp_path / "run", overwrite=True)  # not even --overwrite takes it
+    holder.unlock()
+    assert not holder.lock_path.exists()
+    RunDirectory.create(tmp_path / "run").unlock()
+
+
+def test_the_lock_of_a_process_that_ended_is_taken_over_in_one_line(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").write_text("process 4194000 on elsewhere\n")  # killed: its note stayed
+    run = RunDirectory.create(tmp_path / "run")
+    assert capsys.readouterr().err == (f"note: {tmp_path / 'run'} was locked by process 4194000 on elsewhere, "
+                                       "which has ended; taking it over\n")
+    assert (tmp_path / "run" / ".lock").read_text().startswith(f"process {os.getpid()} on ")
+    run.unlock()
+
+
+def test_a_second_train_py_into_the_same_folder_refuses_and_the_first_finishes_alone(image_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = ["--preset", "vit_test", "--data-dir", str(image_folder), "--batch-size", "4",
+                 "--run-dir", str(run_dir)]
+    first = subprocess.Popen([sys.executable, str(REPO / "train.py"), *arguments, "--epochs", "5000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "history.csv").exists():
+        time.sleep(0.05)
+    second = run_train(*arguments, "--epochs", 2, "--overwrite")
+    assert f"is in use by process {first.pid} on " in one_line_error(second)
+    os.killpg(first.pid, signal.SIGTERM)
+    first.communicate(timeout=60)
+    rows = [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert first.returncode == 143 and rows == [str(epoch) for epoch in range(1, len(rows) + 1)]  # one run's, in order
