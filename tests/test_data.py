@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from conftest import write_image_folder, write_png_header
 from PIL import Image
 
 from harness.data import load_dataset, split_validation
@@ -58,6 +58,14 @@ def test_image_folder_skips_and_reports_unreadable_files(image_folder, capsys):
     dataset = load_dataset(data_dir=image_folder)
     assert len(dataset.train) == 18
     assert "skipped 3 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_an_image_too_large_to_decode_safely_is_skipped_and_said_so(image_folder, capsys):
+    write_png_header(image_folder / "train" / "cat" / "huge.png", 20_000, 20_000)  # past Pillow's bomb limit
+    dataset = load_dataset(data_dir=image_folder)
+    assert len(dataset.train) == 18
+    assert "skipped 1 unreadable file(s) in" in (err := capsys.readouterr().err)
+    assert "1 too large to decode safely (over 179 million pixels)" in err and "huge.png" in err
 
 
 @pytest.mark.parametrize(
@@ -242,6 +250,40 @@ def test_a_malicious_zip_archive_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="member '../../outside.txt' is a '..' component"):
         load_dataset(data_dir=archive)
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+@pytest.mark.parametrize("damage, message", [("zip-member-crc", "member .* fails its CRC check"),
+                                             ("gzip-trailer-crc", "is damaged .*CRC check failed"),
+                                             ("gzip-cut-short", "is damaged|is not a readable")])
+def test_a_damaged_archive_is_refused_whole_and_nothing_is_extracted(image_folder, tmp_path, monkeypatch, damage,
+                                                                     message):
+    import tarfile
+    import zipfile
+
+    from harness.data import archives
+
+    monkeypatch.setattr(archives, "CACHE", tmp_path / "cache")
+    if damage == "zip-member-crc":
+        archive = tmp_path / "pets.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as opened:
+            for path in sorted(image_folder.rglob("*.png")):
+                opened.write(path, path.relative_to(image_folder))
+        data = bytearray(archive.read_bytes())
+        name_length, extra_length = int.from_bytes(data[26:28], "little"), int.from_bytes(data[28:30], "little")
+        data[30 + name_length + extra_length + 100] ^= 0xFF  # inside the first member's stored bytes
+    else:
+        archive = tmp_path / "pets.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(image_folder, arcname="pets")
+        data = bytearray(archive.read_bytes())
+        if damage == "gzip-trailer-crc":
+            data[-8] ^= 0xFF  # the stream's CRC-32, in its last 8 bytes: read only at the very end
+        else:
+            data = data[: len(data) // 2]
+    archive.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=message):
+        load_dataset(data_dir=archive)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def test_loading_once_keeps_one_copy_per_dataset_inside_the_block(monkeypatch):

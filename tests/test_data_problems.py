@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import pathlib
 import warnings
 
@@ -67,6 +68,30 @@ def test_names_the_font_cannot_draw_give_one_warning_and_real_names_stay_in_the_
     assert rows and all(row["true"] in names and row["predicted"] in names for row in rows)
     for row in rows:  # a student can open the image the model got wrong
         assert pathlib.Path(row["file"]).is_file() and pathlib.Path(row["file"]).parent.name == row["true"]
+
+
+def test_names_that_are_not_utf8_or_very_long_train_evaluate_and_report(tmp_path):
+    """Latin-1 bytes in a class folder's and a file's name (a zip from an old Windows machine), written as
+    escapes; a class and a file whose names are near the file system's 255-byte limit."""
+    folder = write_image_folder(tmp_path / "images", classes=("cat", "dog"))
+    long_class = "dog " + "very " * 49  # 249 characters
+    for split in ("train", "test"):
+        base = os.fsencode(folder / split)
+        os.rename(base + b"/cat/0.png", base + b"/cat/\xff0.png")
+        os.rename(base + b"/cat", base + b"/caf\xe9")
+        os.rename(base + b"/dog/0.png", base + b"/dog/" + b"p" * 246 + b".png")
+        os.rename(base + b"/dog", base + b"/" + long_class.encode())
+    run_dir = tmp_path / "run"
+    trained = run_train("--preset", "vit_test", "--data-dir", folder, "--epochs", 1, "--batch-size", 4,
+                        "--run-dir", run_dir)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert json.loads((run_dir / "config.json").read_text())["class_names"] == ["caf\\xe9", long_class]
+    evaluated = run("evaluate.py", run_dir)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    (run_dir / "eval" / "misclassified.csv").read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    report = run("visualize.py", run_dir, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (tmp_path / "report" / "report.pdf").exists()
 
 
 def test_drawable_names_fall_back_to_numbered_labels_when_no_font_has_the_characters(monkeypatch, capsys):

@@ -1,9 +1,11 @@
 """Datasets given as .tar.gz / .tgz / .tar / .zip archives, extracted once, safely, into a cache.
 
 Before anything is written, every member is checked: an absolute path, a `..` component, a link
-or a device file is refused. (Python's "data" extraction filter then applies as a second guard.)
+or a device file is refused (Python's "data" extraction filter then applies as a second guard), and
+the checksums are verified, so a damaged archive is refused whole rather than trained on in part.
 """
 
+import gzip
 import hashlib
 import os
 import pathlib
@@ -13,12 +15,14 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 
 from tqdm import tqdm
 
 from harness.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+DAMAGED_ADVICE = "download or copy the archive again"
 CACHE = pathlib.Path(os.environ.get("VIT_DATA_CACHE", pathlib.Path.home() / ".cache" / "vit-from-scratch"))
 
 
@@ -53,6 +57,24 @@ def _check_members(archive):
             raise UserError(f"refusing to extract {archive}: member {name!r} is {reason}")
 
 
+def _check_integrity(archive):
+    """Reads the whole archive once against its checksums (each zip member's CRC-32; a gzip stream's CRC and
+    length at its very end, which extraction alone may never reach): a damaged archive is refused whole."""
+    advice = f"nothing was extracted; {DAMAGED_ADVICE}"
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as opened:
+                bad = opened.testzip()
+            if bad is not None:
+                raise UserError(f"{archive} is damaged: member {bad!r} fails its CRC check; {advice}")
+        elif archive.name.lower().endswith((".tar.gz", ".tgz")):
+            with gzip.open(archive, "rb") as stream:
+                while stream.read(1 << 24):
+                    pass
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+        raise UserError(f"{archive} is damaged ({error}); {advice}") from None
+
+
 def _progress(members, archive):
     return tqdm(members, desc=f"extracting {archive.name}", unit="file", disable=None)  # a bar on terminals only
 
@@ -67,6 +89,7 @@ def extract_archive(archive):
     digest = hashlib.sha256(f"{archive.resolve()}:{archive.stat().st_size}:{archive.stat().st_mtime_ns}".encode())
     target = CACHE / f"{archive.name.split('.')[0]}-{digest.hexdigest()[:12]}"
     if not target.is_dir():
+        _check_integrity(archive)
         CACHE.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".extracting-"))
         print(f"extracting {archive} into {target} (once; later runs reuse it)", flush=True)
@@ -80,6 +103,8 @@ def extract_archive(archive):
                 with tarfile.open(archive) as opened:
                     opened.extractall(staging, members=_progress(opened.getmembers(), archive), filter="data")
             os.replace(staging, target)  # a crash mid-extraction leaves only a hidden staging folder
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+            raise UserError(f"{archive} is damaged ({error}); nothing was extracted; {DAMAGED_ADVICE}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         print(f"extracted in {time.perf_counter() - start:.0f} s", flush=True)

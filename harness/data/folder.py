@@ -11,11 +11,11 @@ import sys
 import time
 
 import numpy as np
-from PIL import UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from harness.data.dataset import ImageDataset, Split
-from harness.data.images import IMAGE_EXTENSIONS, read_image
+from harness.data.images import IMAGE_EXTENSIONS, UNREADABLE, read_image
 from harness.errors import UserError
 
 
@@ -27,12 +27,20 @@ def class_folders(split_dir):
     return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def printable(name):
+    """A file or folder name as valid text: bytes that are not UTF-8 (e.g. a Latin-1 "café") become \\xNN
+    escapes ("caf\\xe9"), so that CSV and JSON files, figures and reports can hold the name."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _try_load(path, size):
-    """(image, shorter side before resizing), or (None, None) for a file Pillow cannot read."""
+    """(image, shorter side before resizing), or (None, why) for a file Pillow cannot or will not read."""
     try:
         return read_image(path, size)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # Pillow's ways to say "bad file"
-        return None, None
+    except Image.DecompressionBombError:
+        return None, "too large"
+    except UNREADABLE:
+        return None, "unreadable"
 
 
 def _load_split(split_dir, class_names, size):
@@ -58,20 +66,22 @@ def _load_split(split_dir, class_names, size):
             )
         )
     kept = [(image, label, path, side) for (image, side), (path, label) in zip(decoded, files) if image is not None]
-    skipped = [str(path) for (image, _), (path, _) in zip(decoded, files) if image is None]
+    skipped = [(str(path), why) for (image, why), (path, _) in zip(decoded, files) if image is None]
     if skipped:
-        unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p in skipped)
+        unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p, _ in skipped)
+        too_large = sum(why == "too large" for _, why in skipped)
+        large = f", {too_large} too large to decode safely (over 179 million pixels)" if too_large else ""
         print(
             f"warning: skipped {len(skipped)} unreadable file(s) in {split_dir} "
-            f"({unsupported} without an image extension), e.g. {skipped[0]}",
+            f"({unsupported} without an image extension{large}), e.g. {skipped[0][0]}",
             file=sys.stderr,
         )
     if not kept:
         raise UserError(f"no readable images in {split_dir}")
     print(f"loaded {len(kept):,} images in {time.perf_counter() - start:.0f} s", flush=True)
     images, labels, paths, sides = zip(*kept)
-    _warn_about_empty_classes(split_dir, class_names, labels)
-    return Split(np.stack(images), np.array(labels), np.array([str(p) for p in paths])), sides
+    _warn_about_empty_classes(split_dir, [printable(name) for name in class_names], labels)
+    return Split(np.stack(images), np.array(labels), np.array([printable(str(p)) for p in paths])), sides
 
 
 def _warn_about_empty_classes(split_dir, class_names, labels):
@@ -105,5 +115,5 @@ def load_image_folder(directory, image_size, name=None):
         )
     train, train_sides = _load_split(directory / "train", train_classes, image_size)
     test, test_sides = _load_split(directory / "test", train_classes, image_size)
-    return ImageDataset(name or directory.name, train_classes, train, test,
+    return ImageDataset(name or printable(directory.name), [printable(name) for name in train_classes], train, test,
                         source_size=int(np.median([*train_sides, *test_sides])))

@@ -3,9 +3,12 @@
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Pillow's ways to say "bad file"; an image of more than twice Image.MAX_IMAGE_PIXELS (about 179 million
+# pixels, e.g. 20000x20000) is refused as a decompression bomb rather than decoded into gigabytes.
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def to_rgb(image):
