@@ -29,6 +29,8 @@ class LoadReport:
     loaded_keys: int
     dropped: list  # checkpoint keys deliberately not loaded (a pre-training head)
     position_grid: tuple = None  # (checkpoint grid side, model grid side); None for a CNN
+    reinitialised: list = dataclasses.field(default_factory=list)  # model layers the file has no weights for
+    widened: list = dataclasses.field(default_factory=list)  # keys stored as bfloat16, loaded as float32
 
     @property
     def interpolated(self):
@@ -39,6 +41,11 @@ class LoadReport:
         if self.dropped:
             lines.append(f"dropped the pre-training head ({', '.join(sorted(self.dropped))}); the new head starts "
                          "at zero, as in the paper's fine-tuning")
+        if self.widened:
+            lines.append(f"converted {len(self.widened)} bfloat16 arrays to float32 (exactly: bfloat16 is float32 with "
+                         "a shorter mantissa)")
+        if self.reinitialised:
+            lines.append(f"not in the file, so freshly initialised: {', '.join(self.reinitialised)}")
         if self.interpolated:
             old, new = self.position_grid
             lines.append(f"position embeddings interpolated from a {old}x{old} to a {new}x{new} patch grid "
@@ -92,8 +99,9 @@ def assign(assignments, arrays, dropped, path):
 
     assignments: (variable, candidate keys, convert); exactly one candidate must be in the file.
     dropped: keys deliberately not loaded. Every other key must be used exactly once.
+    Returns the keys used, and those widened from bfloat16.
     """
-    values, used = [], set()
+    values, used, widened = [], set(), []
     for variable, candidates, convert in assignments:
         present = [key for key in candidates if key in arrays]
         if not present:
@@ -104,7 +112,14 @@ def assign(assignments, arrays, dropped, path):
         key = present[0]
         if key in used:
             raise CheckpointError(f"{key} would be loaded twice")
-        value = np.asarray(convert(arrays[key]))
+        stored = arrays[key]
+        if stored.dtype.kind == "V" and stored.dtype.itemsize == 2:  # bfloat16, which numpy has no type for
+            stored = bfloat16_to_float32(stored)
+            widened.append(key)
+        elif stored.dtype.kind not in "fiu":
+            raise CheckpointError(f"{key} is stored as {stored.dtype}, not as numbers this loader reads (float32, "
+                                  "float16 or bfloat16)")
+        value = np.asarray(convert(stored))
         if tuple(value.shape) != tuple(variable.shape):
             raise CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
                                   f"{tuple(variable.shape)}")
@@ -116,17 +131,24 @@ def assign(assignments, arrays, dropped, path):
                               "is it a checkpoint of another model?")
     for variable, value in values:
         variable.assign(value.astype(variable.dtype))
-    return len(used)
+    return used, widened
+
+
+def bfloat16_to_float32(array):
+    """bfloat16 values (2-byte records: numpy reads them as void) as float32: the same number, exactly, since
+    bfloat16 is float32 with the low 16 bits of the mantissa cut off."""
+    bits = np.ascontiguousarray(array).view(np.uint16).astype(np.uint32) << 16
+    return bits.view(np.float32)
 
 
 def load_and_report(assignments, arrays, dropped, path, new_head=()):
     """Every loader's last step: sets the weights (`assign`), starts the `new_head` variables at zero, as
     the paper and BiT fine-tune, and returns the LoadReport."""
-    loaded = assign(assignments, arrays, dropped, path)
+    used, widened = assign(assignments, arrays, dropped, path)
     for variable in new_head:
         variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
     digest = hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-    return LoadReport(str(path), digest, loaded, dropped)
+    return LoadReport(str(path), digest, len(used), dropped, widened=widened)
 
 
 def units_per_stage(keys, pattern):

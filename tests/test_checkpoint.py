@@ -102,6 +102,66 @@ def test_the_pre_logits_layer_is_built_and_loaded_when_asked_for(tmp_path):
     np.testing.assert_allclose(model.predict(IMAGES, verbose=0), forward(arrays, IMAGES), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("file_size, model_size, message", [
+    (24, None, "has a pre-logits layer and the model has none, so its head cannot be kept; build the model with "
+               "representation_size=24"),
+    (None, 24, "has no pre-logits layer and the model has one, so its head cannot be kept"),
+], ids=["file-has-pre-logits", "model-has-pre-logits"])
+def test_keeping_the_head_refuses_a_pre_logits_mismatch_and_sets_nothing(tmp_path, file_size, model_size, message):
+    model = model_like_the_file(num_classes=21, representation_size=model_size)
+    before = ops.convert_to_numpy(model.get_layer("encoder_norm").gamma)
+    with pytest.raises(CheckpointError, match=message):
+        load_pretrained(model, write(tmp_path / "i21k.npz", vit_arrays(num_classes=21, representation=file_size)),
+                        keep_head=True)
+    np.testing.assert_array_equal(ops.convert_to_numpy(model.get_layer("encoder_norm").gamma), before)
+
+
+def test_a_pre_logits_layer_the_file_lacks_is_reported_as_freshly_initialised(tmp_path):
+    model = model_like_the_file(num_classes=5, representation_size=24)
+    report = load_pretrained(model, write(tmp_path / "plain.npz", vit_arrays()))
+    assert report.reinitialised == ["pre_logits"] and sorted(report.dropped) == ["head/bias", "head/kernel"]
+    assert "not in the file, so freshly initialised: pre_logits" in report.describe()
+
+
+@pytest.mark.parametrize("file_has_class_token, classifier, message", [
+    (True, "gap", "reads out a class token \\(eq. 4\\), but the model reads out global average pooling of the tokens "
+                  "\\(no class token\\); build the model with classifier='token'"),
+    (False, "token", "reads out global average pooling of the tokens \\(no class token\\), but the model reads out a "
+                     "class token \\(eq. 4\\); build the model with classifier='gap'"),
+], ids=["class-token-file-into-gap", "gap-file-into-class-token"])
+def test_class_token_and_average_pooling_are_named_when_they_differ(tmp_path, file_has_class_token, classifier,
+                                                                     message):
+    arrays = vit_arrays()
+    if not file_has_class_token:  # no cls, and position embeddings for the 64 patches only
+        del arrays["cls"]
+        arrays["Transformer/posembed_input/pos_embedding"] = arrays["Transformer/posembed_input/pos_embedding"][:, 1:]
+    path = write(tmp_path / "file.npz", arrays)
+    with pytest.raises(CheckpointError, match=message):
+        vit_tf.check_compatible(path, vit_tf.resolve_config("vit_test", classifier=classifier))
+    with pytest.raises(CheckpointError, match=message):
+        load_pretrained(model_like_the_file(classifier=classifier), path, keep_head=True)
+
+
+def test_a_bfloat16_file_loads_as_the_same_numbers_in_float32(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    arrays = vit_arrays()
+    stored = {key: value.astype(ml_dtypes.bfloat16).view("V2") for key, value in arrays.items()}  # as numpy reads it
+    model = model_like_the_file()
+    report = load_pretrained(model, write(tmp_path / "bf16.npz", stored), keep_head=True)
+    assert sorted(report.widened) == sorted(arrays)
+    assert any(line.startswith(f"converted {len(arrays)} bfloat16 arrays to float32") for line in report.describe())
+    exact = {key: value.view(ml_dtypes.bfloat16).astype(np.float32) for key, value in stored.items()}
+    np.testing.assert_allclose(model.predict(IMAGES, verbose=0), forward(exact, IMAGES), rtol=1e-4, atol=1e-4)
+
+
+def test_a_flattened_patch_projection_is_refused_in_one_line(tmp_path):
+    arrays = vit_arrays()
+    arrays["embedding/kernel"] = arrays["embedding/kernel"].reshape(48, 16)  # as some converters write it
+    with pytest.raises(CheckpointError, match=r"stores embedding/kernel flattened, as \(48, 16\); the released "
+                                              r"layout is \(P, P, 3, D\)"):
+        load_pretrained(model_like_the_file(), write(tmp_path / "flat.npz", arrays))
+
+
 def bilinear_aligned_corners(grid, new_side):
     """The rule written element by element: output (i, j) samples input (i s, j s), s = (n - 1) / (m - 1)."""
     side = grid.shape[0]

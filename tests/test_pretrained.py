@@ -2,6 +2,12 @@
 
 import hashlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import keras
 import numpy as np
@@ -9,7 +15,7 @@ import pytest
 from checkpoint_files import bit_arrays, hybrid_arrays, vit_arrays, write
 from conftest import write_image_folder
 from keras import ops
-from test_cli import run_train
+from test_cli import REPO, run_train
 from test_user_errors import one_line_error, run
 
 import vit_tf  # noqa: F401  (after keras, as a notebook would: registers the layers for load_model)
@@ -47,6 +53,25 @@ def test_fine_tuning_a_released_checkpoint_records_it_and_follows_the_papers_rec
     assert config["epochs"] == 2 and config["warmup_epochs"] == pytest.approx(1.2 / 4)
     classified = run("evaluate.py", run_dir, "--image", next((files["folder"] / "test" / "cat").iterdir()))
     assert classified.returncode == 0 and "cat" in classified.stdout, classified.stderr[-2000:]
+
+
+def test_a_killed_fine_tuning_run_resumes_without_the_released_file(files, tmp_path):
+    checkpoint, run_dir = tmp_path / "ViT-test.npz", tmp_path / "run"
+    shutil.copy(files["checkpoint"], checkpoint)
+    command = [sys.executable, str(REPO / "train.py"), "--recipe", "finetune", "--preset", "vit_test", "--pretrained",
+               str(checkpoint), "--data-dir", str(files["folder"]), "--image-size", "64", "--steps", "40",
+               "--batch-size", "4", "--run-dir", str(run_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (run_dir / "checkpoint.weights.h5").exists() and not (run_dir / "metrics.json").exists()
+    checkpoint.unlink()  # the released file is gone, or on another machine
+    resumed = run_train("--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 10
 
 
 def test_freeze_backbone_trains_only_the_new_head(files, tmp_path):

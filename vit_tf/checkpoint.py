@@ -82,12 +82,17 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
     """Patch size, hidden size, blocks, MLP size and heads read off the arrays' shapes, and a hybrid's
     stem (resnet_width, resnet_blocks; None for a plain ViT)."""
     try:
-        patch, _, _, hidden = arrays["embedding/kernel"].shape
+        kernel_shape = arrays["embedding/kernel"].shape
     except KeyError:
         bit = any(key.startswith(("resnet/root_block", "root_block")) for key in arrays)
         hint = "; it is a BiT ResNet checkpoint: train it with --model cnn --preset bit_r50x1" if bit else ""
         raise CheckpointError(f"{path} has no embedding/kernel array: not a ViT checkpoint "
                               f"(its first keys: {', '.join(sorted(arrays)[:4])}){hint}") from None
+    if len(kernel_shape) != 4:  # e.g. (P*P*3, D) from a converter: the order of P, P and 3 is not recorded
+        raise CheckpointError(f"{path} stores embedding/kernel flattened, as {kernel_shape}; the released layout is "
+                              "(P, P, 3, D), and which flattening order the converter used cannot be told from the "
+                              "file: reshape it to (P, P, 3, D) where it was converted")
+    patch, _, _, hidden = kernel_shape
     blocks = {int(m.group(1)) for key in arrays for m in [re.match(r"Transformer/encoderblock_(\d+)/", key)] if m}
     attention = next((f"Transformer/encoderblock_0/{name}" for name in BLOCK_MODULES["attention"]
                       if f"Transformer/encoderblock_0/{name}/query/kernel" in arrays), None)
@@ -103,11 +108,23 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
                 resnet_blocks=units_per_stage(arrays, r"block(\d+)/unit(\d+)/") if stem else None)
 
 
+def check_pooling(arrays, classifier, path):
+    """A CheckpointError when the file reads out a class token (it has `cls`) and the model averages the
+    tokens (classifier "gap"), or the reverse: the weights would load, and the logits would be another model's."""
+    file_classifier = "token" if "cls" in arrays else "gap"
+    if (classifier == "gap") != (file_classifier == "gap"):
+        said = {"token": "a class token (eq. 4)", "gap": "global average pooling of the tokens (no class token)"}
+        raise CheckpointError(f"{path} reads out {said[file_classifier]}, but the model reads out "
+                              f"{said['gap' if classifier == 'gap' else 'token']}; build the model with "
+                              f"classifier={file_classifier!r}")
+
+
 def check_compatible(path, architecture):
     """Raises a CheckpointError unless the file holds a ViT (or hybrid) of `architecture` (a `resolve_config`
     dict): a check before any data is loaded."""
-    compare_architectures(checkpoint_architecture(normalise_keys(read_npz(path)), path), architecture, path,
-                          PRESETS, "ViT", preset_option)
+    arrays = normalise_keys(read_npz(path))
+    compare_architectures(checkpoint_architecture(arrays, path), architecture, path, PRESETS, "ViT", preset_option)
+    check_pooling(arrays, architecture.get("classifier", "token"), path)
 
 
 def model_architecture(model):
@@ -173,6 +190,7 @@ def load_pretrained(model, path, keep_head=False):
     arrays = normalise_keys(read_npz(path))
     compare_architectures(checkpoint_architecture(arrays, path), model_architecture(model), path, PRESETS, "ViT",
                           preset_option)
+    check_pooling(arrays, model.get_layer("pooling").mode, path)
     has_class_token = model.get_layer("pooling").mode == "token"
     hidden = model.get_layer("patch_embedding").hidden_dim
     table = model.get_layer("position_embedding").position_embedding
@@ -197,11 +215,20 @@ def load_pretrained(model, path, keep_head=False):
     for index, block in enumerate(layer for layer in model.layers if isinstance(layer, EncoderBlock)):
         assignments += _block_assignments(block, index, (hidden, hidden))
     assignments += stem_assignments(model)
-    layer_names = {layer.name for layer in model.layers}
-    dropped = []
-    if "pre_logits" in layer_names:
+    dropped, reinitialised = [], []
+    model_pre_logits = "pre_logits" in {layer.name for layer in model.layers}
+    file_pre_logits = PRE_LOGITS_KEYS[0] in arrays
+    if keep_head and model_pre_logits != file_pre_logits:  # the head's logits would not be the file's
+        size = arrays[PRE_LOGITS_KEYS[0]].shape[1] if file_pre_logits else None
+        has = "has a pre-logits layer" if file_pre_logits else "has no pre-logits layer"
+        raise CheckpointError(f"{path} {has} and the model {'has none' if file_pre_logits else 'has one'}, so its "
+                              f"head cannot be kept; build the model with representation_size={size}, or load "
+                              "without keep_head (a new head, as for fine-tuning)")
+    if model_pre_logits and file_pre_logits:
         pre_logits = model.get_layer("pre_logits")
         assignments += [(pre_logits.kernel, ["pre_logits/kernel"], same), (pre_logits.bias, ["pre_logits/bias"], same)]
+    elif model_pre_logits:  # the model's own pre-logits layer keeps its fresh initialisation
+        reinitialised.append("pre_logits")
     else:
         dropped += [key for key in PRE_LOGITS_KEYS if key in arrays]
     head = model.get_layer("head")
@@ -211,4 +238,5 @@ def load_pretrained(model, path, keep_head=False):
         dropped += [key for key in HEAD_KEYS if key in arrays]
     report = load_and_report(assignments, arrays, dropped, path, () if keep_head else (head.kernel, head.bias))
     report.position_grid = grid["sides"]  # known once `positions` has run, inside the loading
+    report.reinitialised = reinitialised
     return report
