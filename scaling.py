@@ -57,8 +57,14 @@ def main(argv=None):
         config = base_config(plan, "vit")
         dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
         available = len(training_splits(dataset, config)[0])
-        sizes = sweeps.check_sizes(plan.sizes, available) if plan.sizes else sweeps.default_sizes(available)
+        if plan.sizes:
+            sizes = sweeps.check_sizes(plan.sizes, available, dataset.num_classes)
+        else:
+            sizes = sweeps.default_sizes(available)
         plan = sweeps.schedule(sweeps.SweepPlan(**{**plan.to_dict(), "sizes": sizes}))
+        for size in sizes:  # every run's settings answer before the sweep folder is written
+            for model in MODELS:
+                sweeps.run_config(plan, model, size, plan.seeds[0], out)
         sweeps.open_sweep(plan, out)
         print(f"sweep {out}: sizes {', '.join(f'{s:,}' for s in sizes)}; seeds {', '.join(map(str, plan.seeds))}; "
               f"{len(sizes) * len(plan.seeds) * len(MODELS)} runs", flush=True)

@@ -173,8 +173,12 @@ def build_parser():
     training.add_argument("--multi-host", action="store_true",
                           help="JAX: join the other processes of a multi-host job (one per host, started by a "
                           "scheduler such as SLURM's srun) with jax.distributed, and train on every device of the job")
+    training.add_argument("--join-timeout", type=duration, default=60.0, metavar="DURATION",
+                          help="--multi-host: how long to wait for the job's coordinator and other processes, like "
+                          "90s or 5m (default: 60s)")
     training.add_argument("--dry-run", action="store_true",
-                          help="print the devices and mesh the run would train on, then stop")
+                          help="print the devices and mesh the run would train on, then stop (never joins a "
+                          "multi-host job: it shows this process's own devices)")
 
     output = parser.add_argument_group("output")
     output.add_argument("--run-dir", type=text,
@@ -185,12 +189,16 @@ def build_parser():
     return parser
 
 
+# How this process starts, not what it trains: allowed with --resume, and not part of the run's settings.
+LAUNCH_OPTIONS = ("resume", "multi_host", "join_timeout", "dry_run")
+
+
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:
         others = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-                        if k not in ("resume", "multi_host", "dry_run") and v != parser.get_default(k))
+                        if k not in LAUNCH_OPTIONS and v != parser.get_default(k))
         if others:
             parser.error(f"--resume uses the run's own settings; drop {', '.join(others)}")
     return args
@@ -204,13 +212,13 @@ def main(argv=None):
         _, config = open_unfinished_run(args.resume)
     else:
         config = resolve(TrainConfig(**{k: v for k, v in vars(args).items()
-                                        if k not in ("overwrite", "resume", "multi_host", "dry_run")}))
+                                        if k not in ("overwrite", *LAUNCH_OPTIONS)}))
         if config.run_dir:
             RunDirectory(config.run_dir).check_available(args.overwrite)
         else:
             check_writable(DEFAULT_RUNS_FOLDER)
     # Keras, with virtual CPU devices where N are asked for without a GPU, and joined to a multi-host job.
-    devices.start(config.devices, multi_host=args.multi_host)
+    devices.start(config.devices, multi_host=args.multi_host and not args.dry_run, join_timeout=args.join_timeout)
     if args.dry_run:
         placement = devices.resolve_placement(config.devices, config.batch_size, config.batch_size)
         print(f"would train on {placement.describe()}; global batch {config.batch_size}")

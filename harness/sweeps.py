@@ -143,11 +143,15 @@ def default_sizes(available):
     return tuple(sorted({*(size for size in FULL_CIFAR10_SIZES if size < available), available}))
 
 
-def check_sizes(sizes, available):
+def check_sizes(sizes, available, num_classes):
     too_large = [size for size in sizes if size > available]
     if too_large:
         raise UserError(f"--sizes {too_large[0]} is more than the {available:,} training images "
                         f"(after the validation split); give at most {available}")
+    too_small = [size for size in sizes if size < num_classes]
+    if too_small:
+        raise UserError(f"--sizes {too_small[0]} is fewer than the {num_classes} classes; give at least "
+                        f"{num_classes} (one image per class)")
     return tuple(sorted(set(sizes)))
 
 

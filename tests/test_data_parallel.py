@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -135,6 +136,25 @@ def test_the_dry_run_prints_the_mesh_and_trains_nothing(tmp_path):
     assert ("would train on 2 devices (cpu:0, cpu:1) with keras.distribution.DataParallel, 4 images each per step; "
             "global batch 8") in result.stdout
     assert not (tmp_path / "run").exists()
+
+
+def unused_port():
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]  # nobody listens there once the probe closes
+
+
+def test_a_multi_host_dry_run_never_joins_and_an_unreachable_coordinator_is_one_line_in_time(tmp_path):
+    pytest.importorskip("jax")
+    job = {"KERAS_BACKEND": "jax", "JAX_COORDINATOR_ADDRESS": f"localhost:{unused_port()}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": "1"}
+    dry = run("train.py", "--multi-host", "--dry-run", "--run-dir", tmp_path / "run", env=job)
+    assert dry.returncode == 0 and "would train on 1 device" in dry.stdout, dry.stderr[-2000:]
+    started = time.monotonic()
+    line = one_line_error(run("train.py", "--multi-host", "--join-timeout", "2s", "--run-dir", tmp_path / "run",
+                              env=job))
+    assert f"could not reach the job's coordinator at {job['JAX_COORDINATOR_ADDRESS']} within 2 s" in line
+    assert "--join-timeout" in line and time.monotonic() - started < 60 and not (tmp_path / "run").exists()
 
 
 def test_in_a_multi_host_job_each_process_feeds_its_slice_of_every_batch():

@@ -95,3 +95,13 @@ def test_summary_is_mean_and_sample_standard_deviation_over_seeds():
     (row,) = summarise(rows)
     assert (row["test_accuracy_mean"] == pytest.approx(0.6)
             and row["test_accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1)))
+
+
+@pytest.mark.parametrize("sizes, message", [(["2"], "--sizes 2 is fewer than the 3 classes; give at least 3"),
+                                            (["5", "999"], "--sizes 999 is more than the")])
+def test_sizes_that_cannot_train_are_refused_before_the_sweep_folder_is_written(tmp_path, sizes, message):
+    folder = write_image_folder(tmp_path / "images", per_class=(8, 2))
+    result = run("scaling.py", "--data-dir", folder, "--vit-preset", "vit_test", "--cnn-preset", "resnet_test",
+                 "--recipe", "smoke", "--sizes", *sizes, "--out", tmp_path / "sweep")
+    assert message in one_line_error(result) and "--train-size" not in result.stderr
+    assert not (tmp_path / "sweep").exists()

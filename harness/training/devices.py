@@ -9,15 +9,18 @@ an accelerator, N devices are N virtual CPU devices: they exercise the machinery
 import contextlib
 import dataclasses
 import os
+import socket
+import time
 
 from harness import backend
 from harness.errors import UserError
 
 
-def start(requested="1", multi_host=False):
+def start(requested="1", multi_host=False, join_timeout=60.0):
     """Starts Keras (harness.backend.start) with `requested` devices visible: on a machine without an
     accelerator, N > 1 asks for N virtual CPU devices, which must exist before the backend starts.
-    With `multi_host`, this process then joins the others of the job (JAX only)."""
+    With `multi_host`, this process then joins the others of the job (JAX only), waiting at most
+    `join_timeout` seconds."""
     if multi_host and backend.chosen_backend() != "jax":
         raise UserError("--multi-host runs on JAX's jax.distributed; set KERAS_BACKEND=jax")
     count = None if requested in (None, "all") else int(requested)
@@ -38,23 +41,45 @@ def start(requested="1", multi_host=False):
                 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
                 tf.config.list_logical_devices("CPU")  # starts the runtime now, while its start-up chatter is filtered
     if multi_host:
-        _join_the_job()
+        _join_the_job(join_timeout)
     return keras
 
 
-def _join_the_job():
+def _join_the_job(timeout):
     """jax.distributed.initialize: from a scheduler's environment (SLURM, Open MPI, ...), which JAX
     detects, or from JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES, JAX_PROCESS_ID."""
     import jax
 
     number = lambda name: int(os.environ[name]) if os.environ.get(name, "").isdigit() else None  # noqa: E731
+    address, process_id = os.environ.get("JAX_COORDINATOR_ADDRESS"), number("JAX_PROCESS_ID")
+    if address and process_id:  # JAX's client would wait the whole timeout, then abort the process natively
+        _wait_for_coordinator(address, timeout)
     try:
-        jax.distributed.initialize(num_processes=number("JAX_NUM_PROCESSES"), process_id=number("JAX_PROCESS_ID"))
+        jax.distributed.initialize(num_processes=number("JAX_NUM_PROCESSES"), process_id=process_id,
+                                   initialization_timeout=max(1, round(timeout)))
     except (ValueError, RuntimeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"--multi-host could not join the job's other processes ({reason}); start one process per "
                         "host with your scheduler (SLURM: srun) or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES "
                         "and JAX_PROCESS_ID") from None
+
+
+def _wait_for_coordinator(address, timeout):
+    """Returns once process 0's coordinator at host:port accepts a connection; a UserError after `timeout` s."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"JAX_COORDINATOR_ADDRESS={address} is not host:port (e.g. node-0:1234)")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, timeout)).close()
+            return
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                raise UserError(f"--multi-host could not reach the job's coordinator at {address} within "
+                                f"{timeout:g} s ({error.strerror or error}); start process 0 first, check the "
+                                "address, or wait longer with --join-timeout") from None
+            time.sleep(0.5)
 
 
 def process_index_and_count():
