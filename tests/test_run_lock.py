@@ -42,12 +42,19 @@ def test_a_second_train_py_into_the_same_folder_refuses_and_the_first_finishes_a
                  "--run-dir", str(run_dir)]
     first = subprocess.Popen([sys.executable, str(REPO / "train.py"), *arguments, "--epochs", "5000"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "history.csv").exists():
-        time.sleep(0.05)
+    assert wait_for(run_dir / ".lock"), "the first train.py never locked its run folder"
     second = run_train(*arguments, "--epochs", 2, "--overwrite")
     assert f"is in use by process {first.pid} on " in one_line_error(second)
+    assert wait_for(run_dir / "history.csv"), "the first train.py stopped training after the refusal"
     os.killpg(first.pid, signal.SIGTERM)
     first.communicate(timeout=60)
     rows = [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
     assert first.returncode == 143 and rows == [str(epoch) for epoch in range(1, len(rows) + 1)]  # one run's, in order
+
+
+def wait_for(path, seconds=300):
+    """Generous: under a loaded parallel suite a train.py takes minutes to import and compile."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not path.exists():
+        time.sleep(0.05)
+    return path.exists()
