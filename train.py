@@ -218,7 +218,8 @@ def main(argv=None):
         else:
             check_writable(DEFAULT_RUNS_FOLDER)
     # Keras, with virtual CPU devices where N are asked for without a GPU, and joined to a multi-host job.
-    devices.start(config.devices, multi_host=args.multi_host and not args.dry_run, join_timeout=args.join_timeout)
+    devices.start(config.devices, multi_host=args.multi_host, join_timeout=args.join_timeout,
+                  join=not args.dry_run)
     if args.dry_run:
         placement = devices.resolve_placement(config.devices, config.batch_size, config.batch_size)
         print(f"would train on {placement.describe()}; global batch {config.batch_size}")
@@ -229,7 +230,8 @@ def main(argv=None):
     if devices.process_index_and_count()[0] > 0:  # every process trains; only the first writes the run directory
         scratch = tempfile.mkdtemp(prefix="vit-process-")
         if args.resume:
-            args.resume = shutil.copytree(args.resume, scratch, dirs_exist_ok=True)
+            args.resume = shutil.copytree(args.resume, scratch, dirs_exist_ok=True,
+                                          ignore=shutil.ignore_patterns(".lock"))  # process 0's, not ours
         else:
             config = dataclasses.replace(config, run_dir=scratch)
     try:

@@ -29,7 +29,7 @@ def main(argv=None):
 
     check_report_folder(args.out)
     if args.run_dirs:
-        check_comparable(args.run_dirs, args.out)
+        check_comparable(args.run_dirs)
     if args.sweep:
         check_sweep(args.sweep)
     backend.start()

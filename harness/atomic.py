@@ -1,4 +1,5 @@
-"""Folders written whole: a crash, a full disk or a kill leaves the earlier folder or the new one, never a mix."""
+"""Files and folders written whole: a crash, a full disk or a kill leaves the earlier one or the new one, never a
+mix."""
 
 import contextlib
 import os
@@ -28,12 +29,33 @@ def folder_written_whole(target, carry=(), advice="choose a folder you can write
         if target.exists():
             earlier = staging.with_name(staging.name.replace(".partial-", ".earlier-"))
             os.replace(target, earlier)
-            for name in carry:
-                if (earlier / name).exists():
+            carried = [name for name in carry if (earlier / name).exists()]
+            try:
+                for name in carried:
                     os.replace(earlier / name, staging / name)
-            os.replace(staging, target)
+                os.replace(staging, target)
+            except BaseException:  # e.g. Ctrl-C between two renames: the earlier folder goes back whole
+                for name in carried:
+                    if (staging / name).exists():
+                        os.replace(staging / name, earlier / name)
+                os.replace(earlier, target)
+                raise
             shutil.rmtree(earlier, ignore_errors=True)
         else:
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_written_whole(final):
+    """Yields a temporary path beside `final` (same extension: Keras picks the format by it) to write into;
+    when the block ends without an error it replaces `final` in one rename, and on any error it is removed."""
+    final = pathlib.Path(final)
+    temporary = final.with_name(final.name.replace(".", ".partial.", 1))
+    try:
+        yield temporary
+        os.replace(temporary, final)
+    except BaseException:  # a full disk, a kill: no partial file left behind
+        temporary.unlink(missing_ok=True)
+        raise

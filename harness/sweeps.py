@@ -14,6 +14,7 @@ import dataclasses
 import json
 import pathlib
 
+from harness import data
 from harness.errors import UserError
 from harness.training import run_dir as run_dirs
 from harness.training.config import TrainConfig, resolve
@@ -54,7 +55,7 @@ def schedule(plan):
     steps = {}
     for model in MODELS:
         config = base_config(plan, model).for_data(plan.sizes[-1])
-        per_epoch = max(1, plan.sizes[-1] // config.batch_size)
+        per_epoch = config.steps_per_epoch(plan.sizes[-1])
         steps[model] = [config.epochs * per_epoch, round(config.warmup_epochs * per_epoch)]
     return dataclasses.replace(plan, steps=steps)
 
@@ -144,14 +145,8 @@ def default_sizes(available):
 
 
 def check_sizes(sizes, available, num_classes):
-    too_large = [size for size in sizes if size > available]
-    if too_large:
-        raise UserError(f"--sizes {too_large[0]} is more than the {available:,} training images "
-                        f"(after the validation split); give at most {available}")
-    too_small = [size for size in sizes if size < num_classes]
-    if too_small:
-        raise UserError(f"--sizes {too_small[0]} is fewer than the {num_classes} classes; give at least "
-                        f"{num_classes} (one image per class)")
+    for size in sizes:
+        data.check_subset_size(size, available, num_classes, "--sizes")
     return tuple(sorted(set(sizes)))
 
 

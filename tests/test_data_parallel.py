@@ -17,6 +17,8 @@ from test_cli import REPO
 from test_reliability import kill_after_first_checkpoint
 from test_user_errors import one_line_error, run
 
+from harness.errors import UserError
+
 BACKENDS = ["tensorflow", "jax"]
 
 
@@ -155,6 +157,16 @@ def test_a_multi_host_dry_run_never_joins_and_an_unreachable_coordinator_is_one_
                               env=job))
     assert f"could not reach the job's coordinator at {job['JAX_COORDINATOR_ADDRESS']} within 2 s" in line
     assert "--join-timeout" in line and time.monotonic() - started < 60 and not (tmp_path / "run").exists()
+
+
+def test_a_dry_run_still_says_multi_host_needs_jax():
+    from harness import backend
+    from harness.training import devices
+
+    if backend.chosen_backend() == "jax":
+        pytest.skip("on JAX a multi-host dry run is allowed")
+    with pytest.raises(UserError, match="--multi-host runs on JAX's jax.distributed; set KERAS_BACKEND=jax"):
+        devices.start("1", multi_host=True, join=False)
 
 
 def test_in_a_multi_host_job_each_process_feeds_its_slice_of_every_batch():

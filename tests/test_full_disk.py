@@ -76,3 +76,25 @@ def test_other_os_errors_are_not_called_a_full_disk():
 
     with pytest.raises(OSError, match="Input/output error"):
         main()
+
+
+def test_a_report_interrupted_between_its_renames_leaves_the_earlier_folder_whole(tmp_path, monkeypatch):
+    from harness import atomic
+
+    target = tmp_path / "report"
+    (target / "images").mkdir(parents=True)
+    (target / "report.md").write_text("earlier")
+    (target / "images" / "a.png").write_text("kept")
+    real_replace = atomic.os.replace
+
+    def interrupted(source, destination):
+        if pathlib.Path(destination) == target and ".partial-" in pathlib.Path(source).name:
+            raise KeyboardInterrupt
+        real_replace(source, destination)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic.folder_written_whole(target, carry=["images"]) as staging:
+        (staging / "report.md").write_text("new")
+    monkeypatch.undo()
+    assert (target / "report.md").read_text() == "earlier" and (target / "images" / "a.png").read_text() == "kept"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report"]  # no staging or earlier folder left

@@ -36,6 +36,13 @@ def test_the_lock_of_a_process_that_ended_is_taken_over_in_one_line(tmp_path, ca
     run.unlock()
 
 
+def test_a_folder_whose_lock_cannot_be_written_is_one_line(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.lock_path.mkdir(parents=True)  # unwritable as a file even for root, like a read-only folder
+    with pytest.raises(UserError, match=r"cannot write in run directory .*run \(Is a directory\); make it writable"):
+        run.lock()
+
+
 def test_a_second_train_py_into_the_same_folder_refuses_and_the_first_finishes_alone(image_folder, tmp_path):
     run_dir = tmp_path / "run"
     arguments = ["--preset", "vit_test", "--data-dir", str(image_folder), "--batch-size", "4",

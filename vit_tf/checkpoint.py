@@ -112,19 +112,25 @@ def check_pooling(arrays, classifier, path):
     """A CheckpointError when the file reads out a class token (it has `cls`) and the model averages the
     tokens (classifier "gap"), or the reverse: the weights would load, and the logits would be another model's."""
     file_classifier = "token" if "cls" in arrays else "gap"
-    if (classifier == "gap") != (file_classifier == "gap"):
+    if classifier != file_classifier:
         said = {"token": "a class token (eq. 4)", "gap": "global average pooling of the tokens (no class token)"}
         raise CheckpointError(f"{path} reads out {said[file_classifier]}, but the model reads out "
-                              f"{said['gap' if classifier == 'gap' else 'token']}; build the model with "
+                              f"{said[classifier]}; build the model with "
                               f"classifier={file_classifier!r}")
 
 
 def check_compatible(path, architecture):
     """Raises a CheckpointError unless the file holds a ViT (or hybrid) of `architecture` (a `resolve_config`
     dict): a check before any data is loaded."""
+    checked_arrays(path, architecture, architecture.get("classifier", "token"))
+
+
+def checked_arrays(path, architecture, classifier):
+    """The file's arrays under their released names, once its architecture and read-out match the model's."""
     arrays = normalise_keys(read_npz(path))
     compare_architectures(checkpoint_architecture(arrays, path), architecture, path, PRESETS, "ViT", preset_option)
-    check_pooling(arrays, architecture.get("classifier", "token"), path)
+    check_pooling(arrays, classifier, path)
+    return arrays
 
 
 def model_architecture(model):
@@ -187,10 +193,7 @@ def load_pretrained(model, path, keep_head=False):
     if "distillation_token" in {layer.name for layer in model.layers}:
         raise CheckpointError("the released ViT checkpoints have no distillation token; load them into a model "
                               "without distillation")
-    arrays = normalise_keys(read_npz(path))
-    compare_architectures(checkpoint_architecture(arrays, path), model_architecture(model), path, PRESETS, "ViT",
-                          preset_option)
-    check_pooling(arrays, model.get_layer("pooling").mode, path)
+    arrays = checked_arrays(path, model_architecture(model), model.get_layer("pooling").mode)
     has_class_token = model.get_layer("pooling").mode == "token"
     hidden = model.get_layer("patch_embedding").hidden_dim
     table = model.get_layer("position_embedding").position_embedding

@@ -14,7 +14,7 @@ import pathlib
 
 from harness.data.archives import extract_archive, is_archive
 from harness.data.cifar_batches import detect_layout, load_cifar_batches
-from harness.data.dataset import ImageDataset, Split, nested_subset, split_validation
+from harness.data.dataset import ImageDataset, Split, check_subset_size, nested_subset, split_validation
 from harness.data.folder import is_image_folder, load_image_folder
 from harness.data.sample import load_sample
 from harness.data.tfds_source import TFDS_NAMES, load_tfds
@@ -23,8 +23,8 @@ from harness.errors import UserError
 DATASETS = ("cifar10_sample", *TFDS_NAMES)
 DEFAULT_DATASET = "cifar10_sample"
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "ImageDataset", "Split", "load_dataset", "loading_once", "nested_subset",
-           "split_validation"]
+__all__ = ["DATASETS", "DEFAULT_DATASET", "ImageDataset", "Split", "check_subset_size", "load_dataset", "loading_once",
+           "nested_subset", "split_validation"]
 
 
 _loaded = None  # (name or data_dir, image_size) -> ImageDataset, inside `loading_once()` only

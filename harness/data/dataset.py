@@ -8,6 +8,8 @@ from typing import Optional
 
 import numpy as np
 
+from harness.errors import UserError
+
 
 @dataclasses.dataclass
 class Split:
@@ -59,6 +61,17 @@ def split_validation(train, fraction, seed):
     order = np.random.default_rng(seed).permutation(len(train))
     count = int(round(len(train) * fraction))
     return train.take(np.sort(order[count:])), train.take(np.sort(order[:count]))
+
+
+def check_subset_size(count, available, num_classes, option):
+    """A UserError, naming the command-line `option`, unless `count` training images can be drawn from the
+    `available` ones (after the validation split) with at least one per class."""
+    if count > available:
+        raise UserError(f"{option} {count} is more than the {available:,} training images (after the validation "
+                        f"split); give at most {available}")
+    if count < num_classes:
+        raise UserError(f"{option} {count} is fewer than the {num_classes} classes; give at least {num_classes} "
+                        "(one image per class)")
 
 
 def nested_subset(split, count, seed):

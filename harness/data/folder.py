@@ -11,11 +11,10 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from harness.data.dataset import ImageDataset, Split
-from harness.data.images import IMAGE_EXTENSIONS, UNREADABLE, read_image
+from harness.data.images import IMAGE_EXTENSIONS, TOO_LARGE, try_read_image
 from harness.errors import UserError
 
 
@@ -33,16 +32,6 @@ def printable(name):
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _try_load(path, size):
-    """(image, shorter side before resizing), or (None, why) for a file Pillow cannot or will not read."""
-    try:
-        return read_image(path, size)
-    except Image.DecompressionBombError:
-        return None, "too large"
-    except UNREADABLE:
-        return None, "unreadable"
-
-
 def _load_split(split_dir, class_names, size):
     """The split, and the shorter side of each kept image before resizing."""
     files = [
@@ -58,7 +47,7 @@ def _load_split(split_dir, class_names, size):
     with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         decoded = list(
             tqdm(
-                pool.map(lambda item: _try_load(item[0], size), files, chunksize=64),
+                pool.map(lambda item: try_read_image(item[0], size), files, chunksize=64),
                 total=len(files),
                 desc=f"loading {split_dir.name}",
                 unit="img",
@@ -69,8 +58,8 @@ def _load_split(split_dir, class_names, size):
     skipped = [(str(path), why) for (image, why), (path, _) in zip(decoded, files) if image is None]
     if skipped:
         unsupported = sum(not p.lower().endswith(IMAGE_EXTENSIONS) for p, _ in skipped)
-        too_large = sum(why == "too large" for _, why in skipped)
-        large = f", {too_large} too large to decode safely (over 179 million pixels)" if too_large else ""
+        too_large = sum(why == TOO_LARGE for _, why in skipped)
+        large = f", {too_large} {TOO_LARGE}" if too_large else ""
         print(
             f"warning: skipped {len(skipped)} unreadable file(s) in {split_dir} "
             f"({unsupported} without an image extension{large}), e.g. {skipped[0][0]}",

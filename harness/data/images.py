@@ -9,6 +9,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # Pillow's ways to say "bad file"; an image of more than twice Image.MAX_IMAGE_PIXELS (about 179 million
 # pixels, e.g. 20000x20000) is refused as a decompression bomb rather than decoded into gigabytes.
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+TOO_LARGE = f"too large to decode safely (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels)"
 
 
 def to_rgb(image):
@@ -36,6 +37,16 @@ def read_image(source, size):
         if image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image, dtype=np.uint8), shorter_side
+
+
+def try_read_image(source, size):
+    """`read_image`, or (None, why) for a file Pillow cannot or will not read: TOO_LARGE or "unreadable"."""
+    try:
+        return read_image(source, size)
+    except Image.DecompressionBombError:
+        return None, TOO_LARGE
+    except UNREADABLE:
+        return None, "unreadable"
 
 
 def load_image(source, size):

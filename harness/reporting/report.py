@@ -122,7 +122,7 @@ def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
     a failure never leaves a half-written report, and an earlier report's figures never stay beside new ones.
     """
     check_report_folder(out_dir)
-    labels = check_comparable(run_dirs, out_dir) if run_dirs else []
+    labels = check_comparable(run_dirs) if run_dirs else []
     rows = check_sweep(sweep) if sweep else None
     with folder_written_whole(out_dir) as staging:
         if run_dirs:

@@ -31,9 +31,9 @@ def check_report_folder(out_dir):
     check_writable(out_dir, option="--out")
 
 
-def check_comparable(run_dirs, out_dir):
-    """The runs' labels, or a one-line UserError: a run that is not finished, runs trained on different
-    classes, or a report folder that cannot be replaced (`check_report_folder`)."""
+def check_comparable(run_dirs):
+    """The runs' labels, or a one-line UserError: a run that is not finished, or runs trained on different
+    classes."""
     configs = [open_finished_run(run_dir)[1] for run_dir in run_dirs]
     first = configs[0]["class_names"]
     for run_dir, config in zip(run_dirs[1:], configs[1:]):
@@ -43,7 +43,6 @@ def check_comparable(run_dirs, out_dir):
                 f"({len(config['class_names'])} classes: {', '.join(config['class_names'][:3])}, ...) were trained on "
                 "different classes; compare runs of the same classes"
             )
-    check_report_folder(out_dir)
     return run_labels(configs)
 
 

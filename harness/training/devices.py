@@ -16,11 +16,11 @@ from harness import backend
 from harness.errors import UserError
 
 
-def start(requested="1", multi_host=False, join_timeout=60.0):
+def start(requested="1", multi_host=False, join_timeout=60.0, join=True):
     """Starts Keras (harness.backend.start) with `requested` devices visible: on a machine without an
     accelerator, N > 1 asks for N virtual CPU devices, which must exist before the backend starts.
     With `multi_host`, this process then joins the others of the job (JAX only), waiting at most
-    `join_timeout` seconds."""
+    `join_timeout` seconds in all; `join=False` (a dry run) checks the request without joining."""
     if multi_host and backend.chosen_backend() != "jax":
         raise UserError("--multi-host runs on JAX's jax.distributed; set KERAS_BACKEND=jax")
     count = None if requested in (None, "all") else int(requested)
@@ -40,7 +40,7 @@ def start(requested="1", multi_host=False, join_timeout=60.0):
             with backend.native_noise_filtered("splitting the CPU into virtual devices"):
                 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
                 tf.config.list_logical_devices("CPU")  # starts the runtime now, while its start-up chatter is filtered
-    if multi_host:
+    if multi_host and join:
         _join_the_job(join_timeout)
     return keras
 
@@ -52,11 +52,12 @@ def _join_the_job(timeout):
 
     number = lambda name: int(os.environ[name]) if os.environ.get(name, "").isdigit() else None  # noqa: E731
     address, process_id = os.environ.get("JAX_COORDINATOR_ADDRESS"), number("JAX_PROCESS_ID")
+    deadline = time.monotonic() + timeout  # the wait for the coordinator and JAX's own share one timeout
     if address and process_id:  # JAX's client would wait the whole timeout, then abort the process natively
         _wait_for_coordinator(address, timeout)
     try:
         jax.distributed.initialize(num_processes=number("JAX_NUM_PROCESSES"), process_id=process_id,
-                                   initialization_timeout=max(1, round(timeout)))
+                                   initialization_timeout=max(1, round(deadline - time.monotonic())))
     except (ValueError, RuntimeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"--multi-host could not join the job's other processes ({reason}); start one process per "
@@ -72,14 +73,15 @@ def _wait_for_coordinator(address, timeout):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, timeout)).close()
+            left = max(0.1, deadline - time.monotonic())
+            socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, left)).close()
             return
         except OSError as error:
             if time.monotonic() >= deadline:
                 raise UserError(f"--multi-host could not reach the job's coordinator at {address} within "
                                 f"{timeout:g} s ({error.strerror or error}); start process 0 first, check the "
                                 "address, or wait longer with --join-timeout") from None
-            time.sleep(0.5)
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def process_index_and_count():

@@ -24,6 +24,7 @@ import zipfile
 
 import numpy as np
 
+from harness.atomic import file_written_whole
 from harness.errors import UserError
 from harness.training.config import from_saved, resolve
 
@@ -48,13 +49,8 @@ def read_json(path):
 
 def write_json(path, data):
     """Writes JSON atomically: a crash leaves the old file or the new one, never half of one."""
-    temporary = path.with_name(path.name + ".tmp")
-    try:
+    with file_written_whole(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(temporary, path)
-    except BaseException:  # a full disk, a kill: no .tmp left behind
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def saved_bytes(model):
@@ -118,7 +114,11 @@ class RunDirectory:
         """Holds the folder for this process until unlock() or the process ends (an OS file lock, which dies
         with its process). A second process refuses in one line naming the holder; the note a process that
         ended without unlocking left is taken over, in one line."""
-        file = open(self.lock_path, "a+")
+        try:
+            file = open(self.lock_path, "a+")
+        except OSError as error:  # a read-only folder, on --resume the first thing written
+            raise UserError(f"cannot write in run directory {self.path} ({error.strerror}); make it writable, "
+                            "or copy the run to a folder you can write and continue there") from None
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -151,14 +151,13 @@ class RunDirectory:
         run.lock()
         try:
             run.check_available(overwrite)  # again, holding the lock: another process may have trained here meanwhile
-        except UserError:
+            for old in run.run_files:
+                old.unlink(missing_ok=True)
+            for folder in (run.path / "eval", run.tensorboard_path):
+                shutil.rmtree(folder, ignore_errors=True)
+        except BaseException:
             run.unlock()
             raise
-        for old in run.run_files:
-            old.unlink(missing_ok=True)
-        for folder in (run.path / "eval", run.tensorboard_path):
-            shutil.rmtree(folder, ignore_errors=True)
-        run.path.mkdir(parents=True, exist_ok=True)
         return run
 
     def write_config(self, config):
@@ -194,13 +193,8 @@ class RunDirectory:
             raise UserError(f"not enough free space in {self.path} to save the {what} (about {needed / 2**20:,.0f} MB "
                             f"needed, {free / 2**20:,.0f} MB free); free some space, then continue with: python "
                             f"train.py --resume {self.path}")
-        temporary = final.with_name(final.name.replace(".", ".partial.", 1))
-        try:
+        with file_written_whole(final) as temporary:
             write(temporary)
-            os.replace(temporary, final)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
 
     def save_model(self, model):
         self._save(model, model.save, self.model_path, "model")

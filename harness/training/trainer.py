@@ -68,12 +68,7 @@ def training_splits(dataset, config):
     count = config.train_size or (round(config.train_fraction * len(train_split)) if config.train_fraction else None)
     if count is None:
         return train_split, val_split
-    if count > len(train_split):
-        raise UserError(f"--train-size {count} is more than the {len(train_split):,} training images "
-                        f"({len(dataset.train):,} less the validation split); give at most {len(train_split)}")
-    if count < dataset.num_classes:
-        raise UserError(f"--train-size {count} is fewer than the {dataset.num_classes} classes; give at least one "
-                        "image per class")
+    data.check_subset_size(count, len(train_split), dataset.num_classes, "--train-size")
     return data.nested_subset(train_split, max(1, count), config.seed), val_split
 
 
