@@ -2,14 +2,13 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from entry_points import run
 from PIL import Image
-from test_cli import REPO, run_train
+from test_cli import run_train
 
 from harness.data import load_dataset
 from harness.errors import UserError
@@ -160,7 +159,7 @@ def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
         evaluate_run(damaged)
     model_bytes = (run_dir / "model.keras").read_bytes()
     (damaged / "model.keras").write_bytes(model_bytes[: len(model_bytes) // 2])
-    result = subprocess.run([sys.executable, str(REPO / "evaluate.py"), str(damaged)], capture_output=True, text=True)
+    result = run("evaluate.py", damaged)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {damaged / 'model.keras'} is damaged or truncated; train the run again"
@@ -177,3 +176,14 @@ def test_a_model_with_python_code_is_not_loaded(trained_run, tmp_path):
     keras.Model(images, keras.layers.Lambda(lambda x: x * 2)(images)).save(unsafe / "model.keras")
     with pytest.raises(UserError, match="contains Python code .* it was not loaded"):
         evaluate_run(unsafe)
+
+
+def test_evaluating_in_the_process_that_trained_logs_no_native_error(trained_run, capfd):
+    """compare.py trains, then evaluates in one process: TensorFlow's ops are deterministic by then, and
+    Keras' parallel input pipeline for arrays made TensorFlow log an E0000 NodeDef line on each predict."""
+    from harness.training.seeding import seed_everything
+
+    seed_everything(0)  # as the training before it did
+    capfd.readouterr()
+    evaluate_run(trained_run[0])
+    assert "NodeDef" not in capfd.readouterr().err

@@ -7,15 +7,15 @@ import time
 
 import keras
 import numpy as np
-from PIL import Image
 
 from harness import data
 from harness.atomic import folder_written_whole
-from harness.data.images import UNREADABLE, load_image
+from harness.data.images import TOO_LARGE, try_read_image
 from harness.errors import UserError
 from harness.reporting import plots
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
+from harness.training.inputs import predict
 from harness.training.run_dir import load_model, open_finished_run, write_json
 
 GALLERY_SIZE = 24
@@ -24,9 +24,9 @@ GALLERY_SIZE = 24
 def predict_probabilities(model, images, batch_size):
     """Class probabilities, and images per second after one warm-up batch."""
     images = images.astype("float32")
-    model.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # compile outside the timing
+    predict(model, images[:batch_size], batch_size)  # compile outside the timing
     start = time.perf_counter()
-    logits = model.predict(images, batch_size=batch_size, verbose=1 if sys.stdout.isatty() else 0)  # a bar on terminals
+    logits = predict(model, images, batch_size, verbose=1 if sys.stdout.isatty() else 0)  # a bar on terminals
     seconds = time.perf_counter() - start
     return softmax(np.asarray(logits, dtype=np.float64)), len(images) / seconds
 
@@ -85,14 +85,13 @@ def classify_images(run_dir, paths, top_k=3):
     shown_names = drawable_names(class_names)
     images = []
     for path in map(pathlib.Path, paths):
-        try:
-            images.append(load_image(path, size))
-        except Image.DecompressionBombError:
-            raise UserError(f"{path} is too large to decode safely (over 179 million pixels); resize it first, "
-                            f"e.g. to {size}x{size}") from None
-        except UNREADABLE:
-            raise UserError(f"{path} is not an image file this program can read") from None
-    probabilities = softmax(np.asarray(model.predict(np.stack(images).astype("float32"), verbose=0), np.float64))
+        image, detail = try_read_image(path, size)  # detail: the original size, or why it was not read
+        if image is None and detail == TOO_LARGE:
+            raise UserError(f"{path} is {TOO_LARGE}; resize it first, e.g. to {size}x{size}")
+        if image is None:
+            raise UserError(f"{path} is not an image file this program can read")
+        images.append(image)
+    probabilities = softmax(np.asarray(predict(model, np.stack(images).astype("float32"), batch_size=32), np.float64))
     results = []
     with folder_written_whole(run.path / "eval" / "images", advice=CANNOT_WRITE) as out:  # this call's images only
         for number, (path, image, p) in enumerate(zip(map(pathlib.Path, paths), images, probabilities), start=1):

@@ -56,3 +56,14 @@ def evaluation_batches(split, num_classes, batch_size, devices=1, shard=(0, 1)):
 
         return pipeline.make_dataset(split, num_classes, batch_size, multiple=devices)
     return array_pipeline.EvaluationBatches(split, num_classes, batch_size, multiple=devices, shard=shard)
+
+
+def predict(model, images, batch_size, verbose=0):
+    """`model.predict` of an image array in order. On TensorFlow through a plain tf.data pipeline: Keras'
+    own one for arrays maps in parallel, which TensorFlow rewrites once a run in the same process made its
+    ops deterministic, logging an "E0000 ... NodeDef mentions attribute use_unbounded_threadpool" line."""
+    if on_tensorflow_backend():
+        import tensorflow as tf
+
+        return model.predict(tf.data.Dataset.from_tensor_slices(images).batch(batch_size), verbose=verbose)
+    return model.predict(images, batch_size=batch_size, verbose=verbose)
