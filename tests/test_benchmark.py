@@ -3,16 +3,13 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from test_cli import REPO
+from entry_points import run
 
 
 def run_benchmark(*arguments, env=None):
-    return subprocess.run([sys.executable, str(REPO / "benchmark.py"), *map(str, arguments)], capture_output=True,
-                          text=True, cwd=REPO, env=env)
+    return run("benchmark.py", *arguments, env=env)
 
 
 def test_side_by_side_measures_ours_and_the_baseline(tmp_path):

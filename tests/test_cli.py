@@ -2,25 +2,19 @@
 
 import csv
 import json
-import os
-import pathlib
 import pickle
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from entry_points import REPO, run
 from test_data import write_cifar_batch
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
-
-def run_train(*arguments, cwd=REPO, backend=None):
-    env = {**os.environ, "KERAS_BACKEND": backend} if backend else None
-    return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *map(str, arguments)], capture_output=True, text=True, cwd=cwd,
-        env=env,
-    )
+def run_train(*arguments, cwd=REPO, backend=None, fresh_process=False):
+    return run("train.py", *arguments, cwd=cwd, env={"KERAS_BACKEND": backend} if backend else None,
+               fresh_process=fresh_process)
 
 
 @pytest.mark.parametrize("model, preset", [("vit", "vit_test"), ("cnn", "resnet_test")])

@@ -38,8 +38,7 @@ def jax_env():
 def test_each_run_keeps_its_evidence_and_no_weights(rehearsal):
     results, _, _ = rehearsal
     runs = sorted(path.name for path in (results / "runs").iterdir())
-    assert runs == ["cnn-best-seed1", "cnn-best-seed2", "cnn-course", "cnn-r18-e10-b512", "cnn-r18-e15-b512",
-                    "cnn-r20-e30-b512"]
+    assert runs == ["cnn-best-seed1", "cnn-best-seed2", "cnn-course", "cnn-r18-e15-b512"]  # --quick: two candidates
     for run in runs:
         assert sorted(path.name for path in (results / "runs" / run).iterdir()) == [
             "arguments.json", "command.txt", "config.json", "history.csv", "manifest.json", "metrics.json"]
@@ -48,11 +47,16 @@ def test_each_run_keeps_its_evidence_and_no_weights(rehearsal):
     assert (row["nan_guard"], row["mixing"]) == ("sync", "mixup") and row["input_pipeline"].startswith("PyDataset")
 
 
+def best_candidate(results):
+    """The CNN candidate with the best validation accuracy, the first of equals (both train within 60 s here)."""
+    candidates = ["cnn-course", "cnn-r18-e15-b512"]
+    metrics = {name: json.loads((results / "runs" / name / "metrics.json").read_text()) for name in candidates}
+    return max(candidates, key=lambda name: metrics[name]["best_val_accuracy"])
+
+
 def test_the_extra_seeds_repeat_the_best_candidate_by_validation_accuracy(rehearsal):
     results, _, _ = rehearsal
-    candidates = ["cnn-course", "cnn-r18-e15-b512", "cnn-r18-e10-b512", "cnn-r20-e30-b512"]
-    metrics = {name: json.loads((results / "runs" / name / "metrics.json").read_text()) for name in candidates}
-    best = max(candidates, key=lambda name: metrics[name]["best_val_accuracy"])  # all train within 60 s here
+    best = best_candidate(results)
     best_arguments = json.loads((results / "runs" / best / "arguments.json").read_text())
     for seed in (1, 2):
         arguments = json.loads((results / "runs" / f"cnn-best-seed{seed}" / "arguments.json").read_text())
@@ -67,9 +71,7 @@ def test_the_summary_gives_mean_and_spread_over_the_three_seeds(rehearsal):
     results, _, _ = rehearsal
     text = (results / "README.md").read_text()
     assert "CPU rehearsal (--quick)" in text and "JPEG" not in text
-    seed1 = json.loads((results / "runs" / "cnn-best-seed1" / "arguments.json").read_text())
-    seed0 = next(path.parent.name for path in (results / "runs").glob("*/arguments.json")
-                 if json.loads(path.read_text()) == seed1[:-2])
+    seed0 = best_candidate(results)
     accuracy = [json.loads((results / "runs" / name / "metrics.json").read_text())["test_accuracy"]
                 for name in (seed0, "cnn-best-seed1", "cnn-best-seed2")]
     assert (f"- cnn ({seed0}, seeds 0, 1, 2): test accuracy {statistics.mean(accuracy):.2%} ± "

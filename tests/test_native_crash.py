@@ -23,7 +23,7 @@ def tensorflow_backend():
 @pytest.mark.parametrize("batch_size", [65, 127])
 def test_the_reported_batch_sizes_train(tmp_path, batch_size):
     result = run_train("--model", "cnn", "--preset", "resnet_test", "--batch-size", batch_size, "--epochs", 1,
-                       "--run-dir", tmp_path / "run")
+                       "--run-dir", tmp_path / "run", fresh_process=True)  # a native crash kills its process
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -31,7 +31,7 @@ def test_the_default_batch_on_81_training_images_trains(tmp_path):
     """One step over all 81 images: an odd batch, as in the report."""
     folder = write_image_folder(tmp_path / "images", per_class=(27, 2))
     result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", folder, "--val-fraction", 0,
-                       "--epochs", 1, "--run-dir", tmp_path / "run")
+                       "--epochs", 1, "--run-dir", tmp_path / "run", fresh_process=True)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

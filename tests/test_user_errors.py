@@ -2,19 +2,14 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 from conftest import hiding, write_image_folder
-from test_cli import REPO, run_train
+from entry_points import REPO, run
+from test_cli import run_train
 
 ENTRY_POINTS = ("train.py", "evaluate.py", "visualize.py", "compare.py", "benchmark.py")
-
-
-def run(script, *arguments, env=None, cwd=REPO):
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, arguments)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def one_line_error(result):

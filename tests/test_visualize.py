@@ -3,14 +3,12 @@
 import base64
 import html.parser
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from entry_points import run
 from PIL import Image
-from test_cli import REPO
 
 import cnn_baseline
 import vit_tf
@@ -145,12 +143,9 @@ def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
     """compare.py end to end with the paper's three families (the CNN is BiT's) and the ViT distilled from
     the BiT as a fourth run; report.md must carry each run's own metrics.json numbers."""
     out = tmp_path / "comparison"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "compare.py"), "--data-dir", str(image_folder), "--vit-preset", "vit_test",
-         "--cnn-preset", "bit_test", "--hybrid", "--hybrid-preset", "hybrid_test", "--epochs", "2", "--batch-size", "4",
-         "--distill", "--out", str(out)],
-        capture_output=True, text=True,
-    )
+    result = run("compare.py", "--data-dir", image_folder, "--vit-preset", "vit_test", "--cnn-preset", "bit_test",
+                 "--hybrid", "--hybrid-preset", "hybrid_test", "--epochs", 2, "--batch-size", 4, "--distill",
+                 "--out", out)
     assert result.returncode == 0, result.stderr
     text = (out / "report" / "report.md").read_text()
     for model, label in (("vit", "vit vit_test"), ("cnn", "cnn bit_test"), ("hybrid", "hybrid hybrid_test"),
