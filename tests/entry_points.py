@@ -7,7 +7,7 @@ without paying the seconds each one spends importing TensorFlow. A test that nee
 """
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import os
 import pathlib
@@ -17,7 +17,6 @@ import sys
 import traceback
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_MAINS = {}
 
 
 def run(script, *arguments, env=None, cwd=REPO, fresh_process=False):
@@ -35,15 +34,6 @@ def _needs_devices_of_its_own(arguments):
     return given.get("--devices", "1") != "1" or "--multi-host" in arguments
 
 
-def _main_of(script):
-    if script not in _MAINS:
-        spec = importlib.util.spec_from_file_location(f"entry_point_{pathlib.Path(script).stem}", REPO / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MAINS[script] = module.main
-    return _MAINS[script]
-
-
 def _run_here(script, arguments, cwd):
     import keras
 
@@ -54,7 +44,7 @@ def _run_here(script, arguments, cwd):
         sys.argv = [str(REPO / script), *arguments]  # argparse names the program from it
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                _main_of(script)(arguments)
+                importlib.import_module(pathlib.Path(script).stem).main(arguments)  # as test_hostile_options
             except SystemExit as exit:
                 returncode = _exit_code(exit.code, stderr)
             except Exception:  # as Python does at the top of a process: the traceback, exit code 1
