@@ -3,7 +3,7 @@
 By default in this process: the same `main(argv)`, exit code and stdout/stderr lines as a fresh process,
 without paying the seconds each one spends importing TensorFlow. A test that needs a process of its own
 (an environment of its own, a backend, virtual devices, a signal, a native crash) asks for one with
-`fresh_process=True`, or gets one by passing `env`.
+`fresh_process=True`, or gets one by passing an `env` that differs from this process's.
 """
 
 import contextlib
@@ -22,10 +22,18 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def run(script, *arguments, env=None, cwd=REPO, fresh_process=False):
     """`python script arguments` from `cwd`; a subprocess.CompletedProcess either way."""
     arguments = [str(argument) for argument in arguments]
-    if env is not None or fresh_process or _needs_devices_of_its_own(arguments):
+    if fresh_process or not _as_here(env or {}) or _needs_devices_of_its_own(arguments):
         return subprocess.run([sys.executable, str(REPO / script), *arguments], capture_output=True, text=True,
                               cwd=cwd, env={**os.environ, **(env or {})})
     return _run_here(script, arguments, cwd)
+
+
+def _as_here(env):
+    """Whether `env` only restates this process's environment and backend (a test parametrized by backend)."""
+    import keras
+
+    return all(keras.backend.backend() == value if name == "KERAS_BACKEND" else os.environ.get(name) == value
+               for name, value in env.items())
 
 
 def _needs_devices_of_its_own(arguments):

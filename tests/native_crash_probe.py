@@ -10,7 +10,9 @@ the one whose shape changes). The plain ViT has no convolution at all (its patch
 product), the kind of kernel that crashed: only its CIFAR-sized presets take their steps here, the paper's
 sizes differ from them in widths alone. The hybrids' paper sizes run at 2 x 2 tokens. Only the CNNs, whose
 narrow presets have strided 1x1 convolutions of fewer than 16 channels, take every odd batch size; the
-others take one. Arguments: the model families to probe (default: all).
+others take one. Each step runs eagerly: the kernels are those of the compiled step (a step with the
+crashing convolution put back crashes eagerly too), without tracing a graph per preset. Arguments: the
+model families to probe (default: all).
 """
 
 import sys
@@ -58,6 +60,7 @@ def main(families):
         config = TrainConfig(model=name, preset=preset, epochs=1, batch_size=batch_size).with_recipe_defaults(preset)
         model = family.build(preset, num_classes=10, **overrides)
         trainee = training_model(model, config, steps_per_epoch=1)
+        trainee.run_eagerly = True  # the same kernels as the compiled step, without seconds of tracing per preset
         size = model.input_shape[1]
         images = rng.integers(0, 256, (batch_size, size, size, 3)).astype("float32")
         labels = np.eye(10, dtype="float32")[rng.integers(0, 10, batch_size)]

@@ -40,23 +40,38 @@ def train(images, run_dir, backend, *extra):
     return result
 
 
+@pytest.fixture(scope="module")
+def two_device_run(images, tmp_path_factory):
+    """backend -> its two-device run, trained once for the module (one worker runs all of it): the one-device
+    run and the two-process job compare with it."""
+    made = {}
+
+    def on(backend):
+        if backend not in made:
+            made[backend] = tmp_path_factory.mktemp(f"two-devices-{backend}") / "run"
+            result = train(images, made[backend], backend, "--devices", 2)
+            assert "data parallel: 2 devices" in result.stdout
+        return made[backend]
+
+    return on
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_devices_give_one_devices_numbers(images, tmp_path, backend):
+def test_two_devices_give_one_devices_numbers(images, tmp_path, backend, two_device_run):
     pytest.importorskip(backend)
+    two = two_device_run(backend)
     train(images, tmp_path / "one", backend)
-    result = train(images, tmp_path / "two", backend, "--devices", 2)
-    assert "data parallel: 2 devices" in result.stdout
-    for one, two in zip(history(tmp_path / "one"), history(tmp_path / "two"), strict=True):
-        assert two == pytest.approx(one, rel=1e-4, abs=1e-5)
-    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    for one_epoch, two_epoch in zip(history(tmp_path / "one"), history(two), strict=True):
+        assert two_epoch == pytest.approx(one_epoch, rel=1e-4, abs=1e-5)
+    config = json.loads((two / "config.json").read_text())
     assert config["devices"] == "2" and config["placement"]["count"] == 2
     assert config["placement"]["per_device_batch"] == 4
-    assert json.loads((tmp_path / "two" / "manifest.json").read_text())["placement"]["count"] == 2
-    evaluated = run("evaluate.py", tmp_path / "two", env={"KERAS_BACKEND": backend})  # on one device
+    assert json.loads((two / "manifest.json").read_text())["placement"]["count"] == 2
+    evaluated = run("evaluate.py", two, env={"KERAS_BACKEND": backend})  # on one device
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    accuracy = json.loads((tmp_path / "two" / "eval" / "metrics.json").read_text())["accuracy"]
-    assert accuracy == pytest.approx(json.loads((tmp_path / "two" / "metrics.json").read_text())["test_accuracy"])
-    reported = run("visualize.py", tmp_path / "one", tmp_path / "two", "--out", tmp_path / "report",
+    accuracy = json.loads((two / "eval" / "metrics.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(json.loads((two / "metrics.json").read_text())["test_accuracy"])
+    reported = run("visualize.py", tmp_path / "one", two, "--out", tmp_path / "report",
                    env={"KERAS_BACKEND": backend})
     assert reported.returncode == 0 and (tmp_path / "report" / "report.html").exists(), reported.stderr[-2000:]
 
@@ -186,15 +201,13 @@ def test_in_a_multi_host_job_each_process_feeds_its_slice_of_every_batch():
     assert np.concatenate([weights for _, _, weights in last]).tolist() == [1, 1, 1, 1]
 
 
-def test_two_processes_train_as_one_job_with_the_numbers_of_one_process(images, tmp_path):
+def test_two_processes_train_as_one_job_with_the_numbers_of_one_process(images, tmp_path, two_device_run):
     """Multi-host JAX on this one machine: two processes of one CPU device each, joined by jax.distributed
     (gloo collectives), train as one job, and give the numbers of one process on two devices."""
     pytest.importorskip("jax")
     arguments = [sys.executable, str(REPO / "train.py"), "--preset", "vit_test", "--data-dir", str(images),
-                 "--epochs", "2", "--batch-size", "8", "--augmentation", "none"]
-    single = subprocess.run([*arguments, "--devices", "2", "--run-dir", str(tmp_path / "single")],
-                            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
-    assert single.returncode == 0, single.stderr[-2000:]
+                 "--epochs", "2", "--batch-size", "8", "--augmentation", "none"]  # as train() has it
+    single = two_device_run("jax")  # one process on two devices
     with socket.socket() as probe:  # a free port for process 0's coordinator
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
@@ -206,6 +219,6 @@ def test_two_processes_train_as_one_job_with_the_numbers_of_one_process(images, 
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     assert "process 0 of 2 feeds 4 images per step" in outputs[0][0]
-    assert history(tmp_path / "job") == history(tmp_path / "single")
+    assert history(tmp_path / "job") == history(single)
     placement = json.loads((tmp_path / "job" / "config.json").read_text())["placement"]
     assert placement["processes"] == 2 and placement["count"] == 2

@@ -20,9 +20,9 @@ def tensorflow_backend():
         pytest.skip("the crash was in TensorFlow's CPU kernels")
 
 
-@pytest.mark.parametrize("batch_size", [65, 127])
-def test_the_reported_batch_sizes_train(tmp_path, batch_size):
-    result = run_train("--model", "cnn", "--preset", "resnet_test", "--batch-size", batch_size, "--epochs", 1,
+def test_the_reported_command_trains(tmp_path):
+    """(Every preset at other odd batch sizes: the probe below.)"""
+    result = run_train("--model", "cnn", "--preset", "resnet_test", "--batch-size", 65, "--epochs", 1,
                        "--run-dir", tmp_path / "run", fresh_process=True)  # a native crash kills its process
     assert result.returncode == 0, result.stderr[-2000:]
 

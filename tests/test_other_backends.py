@@ -10,16 +10,16 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The model and layer numerics, learning, checkpoints and the mixed-precision and on-device paths: what differs
-# between backends. Not repeated: the trainer's own logic (plain Python, the same on every backend) and the
-# command-line runs (tests/test_backend_start.py and tests/test_gpu_campaign.py train, evaluate and report on
-# JAX and PyTorch); the hybrid and BiT learning runs (their layers are checked against numpy here, and the
-# ViT and the CNN learn here); the mixed-precision command-line runs but the ViT's in bfloat16 (float16 is a
-# GPU precision; the CNN's mixed bfloat16 training step learns here).
+# between backends. Not repeated: the trainer's own logic (plain Python, the same on every backend); the
+# command-line runs, mixed precision's included (tests/test_backend_start.py and tests/test_gpu_campaign.py train,
+# evaluate and report on JAX and PyTorch; each backend's mixed-bfloat16 training step learns here); the hybrid and
+# BiT learning runs (their layers are checked against numpy here, and the ViT and the CNN learn here); the
+# presets' parameter counts (shapes alone, the same on every backend; the paper sizes are the costliest builds).
 BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_learning.py",
                  "tests/test_checkpoint.py", "tests/test_distillation.py", "tests/test_bit_hybrid.py",
                  "tests/test_checkpoint_resnets.py", "tests/test_fast_path.py"]
-NOT_REPEATED = ("not (test_model_learns_the_sample and (hybrid or bit)) "
-                "and not (test_a_mixed_precision_run and (mixed_float16 or cnn))")
+NOT_REPEATED = ("not (test_model_learns_the_sample and (hybrid or bit)) and not test_a_mixed_precision_run "
+                "and not parameter_count and not counted_parameters")
 
 
 def run_on(backend):

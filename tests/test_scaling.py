@@ -71,10 +71,11 @@ def test_a_smoke_sweep_trains_every_size_writes_the_figure_and_continues_where_i
 
 
 def test_a_killed_sweep_resumes_the_run_it_was_in(tmp_path):
+    """One size: the ViT's run (the sweep's first) is killed after its first checkpoint."""
     folder = write_image_folder(tmp_path / "images", per_class=(40, 3))
     out = tmp_path / "sweep"
     command = [sys.executable, str(REPO / "scaling.py"), "--data-dir", str(folder), "--vit-preset", "vit_test",
-               "--cnn-preset", "resnet_test", "--sizes", "30", "90", "--batch-size", "4", "--out", str(out)]
+               "--cnn-preset", "resnet_test", "--sizes", "90", "--batch-size", "4", "--out", str(out)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     target = out / "runs" / "vit-n90-s0" / "checkpoint.weights.h5"
@@ -86,8 +87,8 @@ def test_a_killed_sweep_resumes_the_run_it_was_in(tmp_path):
     assert target.exists() and not (out / "runs" / "vit-n90-s0" / "metrics.json").exists()
     continued = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert continued.returncode == 0, continued.stderr[-2000:]
-    assert continued.stdout.count("finished earlier, kept") == 2 and "resuming" in continued.stdout
-    assert len(json.loads((out / "scaling.json").read_text())["runs"]) == 4
+    assert "resuming" in continued.stdout  # (finished runs are kept: the smoke sweep above)
+    assert len(json.loads((out / "scaling.json").read_text())["runs"]) == 2
 
 
 def test_summary_is_mean_and_sample_standard_deviation_over_seeds():
