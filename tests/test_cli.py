@@ -3,8 +3,6 @@
 import csv
 import json
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -44,34 +42,6 @@ def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset)
         assert key in metrics
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["params"] == config["params"]
     assert (run_dir / "model.keras").stat().st_size > 0
-
-
-def test_training_runs_on_the_jax_backend(image_folder, tmp_path):
-    """The TensorFlow-free batches feed the JAX backend, augmentation included."""
-    pytest.importorskip("jax")
-    result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 1, "--batch-size", 4,
-                       "--run-dir", tmp_path / "run", backend="jax")
-    assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "jax"
-
-
-def test_training_and_evaluation_run_with_jax_where_tensorflow_is_not_installed(image_folder, tmp_path,
-                                                                                 jax_without_tensorflow):
-    """The GPU machines have JAX but no TensorFlow: the harness must train there from memory."""
-    env = jax_without_tensorflow
-    run_dir = tmp_path / "run"
-    command = [sys.executable, str(REPO / "train.py"), "--preset", "vit_test", "--data-dir", str(image_folder),
-               "--epochs", "2", "--batch-size", "4", "--mixing", "cutmix", "--drop-path-rate", "0.1",
-               "--run-dir", str(run_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
-    assert result.returncode == 0, result.stderr
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["backend"] == "jax" and "tensorflow" not in manifest["versions"]
-    evaluated = subprocess.run([sys.executable, str(REPO / "evaluate.py"), str(run_dir)], capture_output=True,
-                               text=True, cwd=REPO, env=env)
-    assert evaluated.returncode == 0, evaluated.stderr
-    recomputed = json.loads((run_dir / "eval" / "metrics.json").read_text())["accuracy"]
-    assert recomputed == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test_accuracy"], abs=1e-6)
 
 
 def test_cifar_batches_and_default_run_name(tmp_path):
