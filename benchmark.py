@@ -3,29 +3,33 @@
     python benchmark.py --quick                                   # under a minute on 2 CPU cores
     python benchmark.py --model vit:vit_cifar_tiny --side-by-side --batch-size 512 --steps 100
     python benchmark.py --model cnn:resnet20 --precision float32 --jit-compile off
+    python benchmark.py --model vit:vit_cifar_tiny --peers --batch-size 128 --rounds 3   # beside keras-hub and timm
     python benchmark.py --runs runs/A runs/B --target 0.93         # time-to-accuracy, mean ± std over seeds
 """
 
 import datetime
 import json
+import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
 
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
-from harness.benchmarking.variants import NAN_GUARDS, parse_variant
+from harness.benchmarking.variants import NAN_GUARDS, PEER_KINDS, missing_peer, parse_variant, peer_backend
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
 from harness.training.config import DATA_ON_DEVICE, JIT_COMPILE, MIXINGS, PRECISIONS, check_data_on_device
 from harness.training.run_dir import check_writable, open_finished_run
 
+OURS = ("vit", "hybrid", "cnn")  # the rest: the baseline and the peers, measured on one device
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
     ("model", "name", "{}"), ("params", "params", "{:,}"), ("batch", "batch_size", "{}"),
     ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"),
-    ("train img/s", "train_images_per_second", "{:,.0f}"),
+    ("train img/s", "train_images_per_second", "{:,.0f}"), ("train range", "train_range", "{0[0]:,.0f}-{0[1]:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
     ("host RSS MiB", "host_peak_rss_mib", "{:,.0f}"), ("devices", "devices", "{}"), ("mixing", "mixing", "{}"),
@@ -49,51 +53,95 @@ def speed_rows(args):
     settings = {key: getattr(args, key) or QUICK[key] if args.quick else getattr(args, key) or default
                 for key, default in (("batch_size", 256), ("warmup_steps", 5), ("steps", 50))}
     variants = list(args.model or (QUICK["models"] if args.quick else ["vit:vit_cifar_tiny"]))
+    vit_presets = [text.partition(":")[2] for text in variants if text.partition(":")[0] == "vit"]
     if args.side_by_side or args.quick:
-        variants += ["baseline:" + text.partition(":")[2] for text in variants if text.partition(":")[0] == "vit"]
+        variants += ["baseline:" + preset for preset in vit_presets]
+    for kind in PEER_KINDS if args.peers == [] else args.peers or []:
+        if missing_peer(kind):
+            print(missing_peer(kind), flush=True)
+        else:
+            variants += [f"{kind}:{preset}" for preset in vit_presets]
     # With --devices N, each of our models once on one device and once on N, for the scaling efficiency.
     measurements = [(variant, count) for variant in variants
-                    for count in ([1] if args.devices == 1 or variant.startswith("baseline:") else [1, args.devices])]
-    rows = []
+                    for count in ([1] if args.devices == 1 or variant.partition(":")[0] not in OURS
+                                  else [1, args.devices])]
+    # Rounds interleave the rows, so that a slow spell of a shared machine spreads over all of them.
+    measured = [measure_row(variant, count, settings, args, index, args.rounds)
+                for index in range(args.rounds) for variant, count in measurements]
+    environments = [row.pop("environment") for row in measured]
+    environment = {**environments[0], "versions": {k: v for e in environments for k, v in e["versions"].items()}}
+    rows = [median_of_rounds([row for row in measured if (row["name"], row["devices"]) == (name, count)])
+            for name, count in dict.fromkeys((row["name"], row["devices"]) for row in measured)]
+    return rows, settings, environment
+
+
+def measure_row(variant, count, settings, args, index, rounds):
+    """One row measured in a fresh process (harness/benchmarking/one.py); its JSON as a dict."""
+    print(f"measuring {variant}{f' on {count} devices' if count > 1 else ''}"
+          f"{f' (round {index + 1} of {rounds})' if rounds > 1 else ''} ...", flush=True)
+    row_settings = {"variant": variant, **settings, "precision": args.precision, "jit_compile": args.jit_compile,
+                    "devices": str(count), "mixing": args.mixing, "data_on_device": args.data_on_device,
+                    "nan_guard": args.nan_guard}
+    backend_name = peer_backend(variant.partition(":")[0])
     with tempfile.TemporaryDirectory() as scratch:
-        for variant, count in measurements:
-            print(f"measuring {variant}{f' on {count} devices' if count > 1 else ''} ...", flush=True)
-            out = pathlib.Path(scratch) / "row.json"
-            row_settings = {"variant": variant, **settings, "precision": args.precision,
-                            "jit_compile": args.jit_compile, "devices": str(count), "mixing": args.mixing,
-                            "data_on_device": args.data_on_device, "nan_guard": args.nan_guard}
-            measured = subprocess.run([sys.executable, "-m", "harness.benchmarking.one", json.dumps(row_settings),
-                                       str(out)], cwd=pathlib.Path(__file__).resolve().parent)
-            if measured.returncode != 0:  # its one-line error is already on stderr
-                sys.exit(measured.returncode)
-            rows.append(json.loads(out.read_text()))
-    environment = rows[0].pop("environment")
-    for row in rows[1:]:
-        row.pop("environment")
-    speedups, efficiency = {}, {}
+        out = pathlib.Path(scratch) / "row.json"
+        finished = subprocess.run([sys.executable, "-m", "harness.benchmarking.one", json.dumps(row_settings),
+                                   str(out)], cwd=pathlib.Path(__file__).resolve().parent,
+                                  env={**os.environ, **({"KERAS_BACKEND": backend_name} if backend_name else {})})
+        if finished.returncode != 0:  # its one-line error is already on stderr
+            sys.exit(finished.returncode)
+        return json.loads(out.read_text())
+
+
+def median_of_rounds(rounds):
+    """A row's rounds -> one row: the median img/s, and the training range (min, max) over the rounds."""
+    middle = sorted(rounds, key=lambda row: row["train_images_per_second"])[(len(rounds) - 1) // 2]
+    return {**middle, "eval_images_per_second": statistics.median(r["eval_images_per_second"] for r in rounds),
+            "rounds": len(rounds), "train_range": None if len(rounds) == 1 else [
+                min(r["train_images_per_second"] for r in rounds), max(r["train_images_per_second"] for r in rounds)]}
+
+
+def comparisons(rows, devices):
+    """ours ÷ the baseline and ours ÷ each peer (train img/s, one device, the same preset), and the scaling
+    efficiency over `devices`: img/s on N devices / (N x img/s on one), 1.0 being perfect scaling."""
+    ours = {row["name"].partition(":")[2]: row for row in rows
+            if row["name"].startswith("vit:") and row["devices"] == 1}
+    speedups, peers, efficiency = {}, {}, {}
     for row in rows:
-        if row["devices"] > 1:  # img/s on N devices / (N x img/s on one): 1.0 is perfect scaling
+        kind, _, preset = row["name"].partition(":")
+        if row["devices"] > 1:
             single = next(r for r in rows if r["name"] == row["name"] and r["devices"] == 1)
             efficiency[row["name"]] = round(row["train_images_per_second"] /
                                             (row["devices"] * single["train_images_per_second"]), 3)
-        elif row["name"].startswith("baseline:"):  # ours ÷ the baseline, where ours of that preset was measured
-            ours = [r for r in rows if r["name"] == "vit:" + row["name"].split(":", 1)[1] and r["devices"] == 1]
-            if ours:
-                ratio = ours[0]["train_images_per_second"] / row["train_images_per_second"]
-                speedups[ours[0]["name"]] = round(ratio, 2)
-    return rows, speedups, efficiency, settings, environment
+        elif kind not in OURS and preset in ours:
+            mine = ours[preset]
+            ratio = round(mine["train_images_per_second"] / row["train_images_per_second"], 2)
+            if kind == "baseline":
+                speedups[mine["name"]] = ratio
+            else:
+                row["forward_gflops_per_image"] = mine["forward_gflops_per_image"]  # the same architecture
+                peers.setdefault(mine["name"], {})[kind] = {
+                    "train_ratio": ratio, "params_agree": row["params"] == mine["params"],
+                    "eval_ratio": round(mine["eval_images_per_second"] / row["eval_images_per_second"], 2)}
+    return speedups, peers, efficiency
 
 
 def build_parser():
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=text, metavar="KIND:PRESET",
-                        help="vit:PRESET, hybrid:PRESET, cnn:PRESET or baseline:PRESET; repeatable "
+                        help="vit:PRESET, hybrid:PRESET, cnn:PRESET, baseline:PRESET or PEER:PRESET; repeatable "
                         "(default: vit:vit_cifar_tiny)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small models and few steps: {', '.join(QUICK['models'])} and the baseline ViT")
     parser.add_argument("--side-by-side", action="store_true",
                         help="also time the straightforward Keras ViT (stock MultiHeadAttention, float32, no XLA, "
                         "tf.data augmentation) of each vit preset")
+    parser.add_argument("--peers", nargs="*", choices=PEER_KINDS, metavar="PEER",
+                        help="also time what a student would use instead, at the size of each vit preset: "
+                        f"{', '.join(PEER_KINDS)} (default: all; pip install -r requirements-peers.txt)")
+    parser.add_argument("--rounds", type=positive(int, 20), default=1,
+                        help="measure every row this many times, interleaved, and print the median and the range "
+                        "(default: 1)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: 256 (quick: 64)")
     parser.add_argument("--warmup-steps", type=positive(int, MAX_STEPS),
                         help="untimed steps first, compilation included (default: 5)")
@@ -131,6 +179,9 @@ def main(argv=None):
         open_finished_run(run)
     for variant in args.model or []:
         parse_variant(variant)
+    if args.peers is not None and args.model and not any(parse_variant(v)[0] == "vit" for v in args.model):
+        raise UserError("--peers times keras-hub's and timm's ViTs at the size of each vit:PRESET measured; "
+                        "add one, e.g. --model vit:vit_cifar_tiny")
     check_data_on_device(args.data_on_device, str(args.devices))
 
     result = {}
@@ -154,18 +205,23 @@ def main(argv=None):
                   f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, "
                   f"{group['train_seconds_mean']:.0f} s training")
     else:
-        rows, speedups, efficiency, settings, env = speed_rows(args)
+        rows, settings, env = speed_rows(args)
+        speedups, peers, efficiency = comparisons(rows, args.devices)
         result["environment"] = {**env, "command": " ".join(sys.argv)}
         print(f"\n{env['device']} | backend {env['backend']} | "
               + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print_table(rows, COLUMNS)
         for name, speedup in speedups.items():
             print(f"{name} trains {speedup:.2f}x as fast as the straightforward baseline ViT of its size")
+        for name, by_peer in peers.items():
+            for peer, ratio in by_peer.items():
+                print(f"{name} ÷ {peer}: {ratio['train_ratio']:.2f}x training, {ratio['eval_ratio']:.2f}x inference"
+                      + ("" if ratio["params_agree"] else " (NOT the same parameter count: see the params column)"))
         for name, share in efficiency.items():
             print(f"{name} on {args.devices} devices: scaling efficiency {share:.0%} (img/s on {args.devices} "
                   f"devices / ({args.devices} x img/s on one), the same global batch)")
-        result.update(settings={**settings, "devices": args.devices}, results=rows, speedup_over_baseline=speedups,
-                      scaling_efficiency=efficiency)
+        result.update(settings={**settings, "devices": args.devices, "rounds": args.rounds}, results=rows,
+                      speedup_over_baseline=speedups, speedup_over_peers=peers, scaling_efficiency=efficiency)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -1,6 +1,7 @@
 """benchmark.py as a user runs it: it measures, prints a table and writes JSON (no speed is asserted)."""
 
 import csv
+import importlib.util
 import json
 import os
 
@@ -12,15 +13,28 @@ def run_benchmark(*arguments, env=None):
     return run("benchmark.py", *arguments, env=env)
 
 
-def test_side_by_side_measures_ours_and_the_baseline(tmp_path):
+def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
+    if any(importlib.util.find_spec(peer) is None for peer in ("keras_hub", "timm")):
+        pytest.skip("pip install -r requirements-peers.txt")
     out = tmp_path / "bench.json"
     result = run_benchmark("--model", "vit:vit_test", "--model", "cnn:resnet_test", "--side-by-side",
-                           "--batch-size", 8, "--warmup-steps", 1, "--steps", 2, "--out", out)
+                           "--peers", "keras-hub", "timm", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
+                           "--out", out)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     names = [row["name"] for row in report["results"]]
-    assert names == ["vit:vit_test", "cnn:resnet_test", "baseline:vit_test"]
-    ours, cnn, baseline = report["results"]
+    assert names == ["vit:vit_test", "cnn:resnet_test", "baseline:vit_test", "keras-hub:vit_test", "timm:vit_test"]
+    ours, cnn, baseline, keras_hub, timm = report["results"]
+    for peer, name in ((keras_hub, "keras-hub"), (timm, "timm")):  # the same architecture as ours
+        assert peer["params"] == ours["params"] and peer["train_images_per_second"] > 0, peer
+        assert peer["forward_gflops_per_image"] == ours["forward_gflops_per_image"]
+        assert report["speedup_over_peers"]["vit:vit_test"][name] == {
+            "train_ratio": pytest.approx(ours["train_images_per_second"] / peer["train_images_per_second"], abs=0.01),
+            "eval_ratio": pytest.approx(ours["eval_images_per_second"] / peer["eval_images_per_second"], abs=0.01),
+            "params_agree": True}
+        assert f"vit:vit_test ÷ {name}: " in result.stdout
+    assert timm["input_pipeline"] == "PyTorch eager; no augmentation" and keras_hub["jit_compile"] is False
+    assert {"keras_hub", "timm", "torch", "tensorflow"} <= set(report["environment"]["versions"])
     assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
     assert baseline["forward_gflops_per_image"] == ours["forward_gflops_per_image"]  # same architecture
     assert baseline["jit_compile"] is False and baseline["precision"] == "float32"
@@ -54,6 +68,21 @@ def test_the_fast_path_switches_reach_the_measurement(tmp_path, jax_without_tens
     (row,) = json.loads(out.read_text())["results"]
     assert (row["mixing"], row["nan_guard"]) == ("cutmix", "sync")
     assert row["input_pipeline"] == "on the device; augmentation in the model"
+
+
+def test_rounds_give_the_median_and_the_range_and_a_missing_peer_is_one_line(monkeypatch):
+    import benchmark
+    from harness.benchmarking import variants
+
+    rounds = [{"name": "vit:p", "train_images_per_second": rate, "eval_images_per_second": rate * 3}
+              for rate in (30.0, 10.0, 20.0)]
+    row = benchmark.median_of_rounds(rounds)
+    assert (row["train_images_per_second"], row["eval_images_per_second"]) == (20.0, 60.0)
+    assert row["train_range"] == [10.0, 30.0] and row["rounds"] == 3
+    assert benchmark.median_of_rounds(rounds[:1])["train_range"] is None
+    monkeypatch.setitem(variants.PEER_MODULES, "timm", "no_such_module_here")
+    assert variants.missing_peer("timm") == ("skipping timm: no_such_module_here is not installed "
+                                             "(pip install -r requirements-peers.txt)")
 
 
 def test_time_to_accuracy_reads_finished_runs(tmp_path):

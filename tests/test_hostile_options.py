@@ -55,7 +55,8 @@ HOSTILE = {
     "benchmark.py": {"--model": [*NAME, "vit:no_such_preset", "mlp:resnet8", "hybrid:vit_test"], "--batch-size": WHOLE,
                      "--warmup-steps": WHOLE, "--steps": WHOLE, "--precision": NAME, "--jit-compile": NAME,
                      "--runs": MISSING_PATH, "--target": FRACTION, "--out": ["", "/proc/vit-hostile.json", "/"],
-                     "--devices": WHOLE, "--mixing": NAME, "--data-on-device": [*NAME, "on"], "--nan-guard": NAME},
+                     "--devices": WHOLE, "--mixing": NAME, "--data-on-device": [*NAME, "on"], "--nan-guard": NAME,
+                     "--peers": NAME, "--rounds": WHOLE},
 }
 
 

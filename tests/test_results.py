@@ -1,6 +1,7 @@
 """results/ is the one source of README's Results: the table there is what tools/results.py renders from it."""
 
 import importlib.util
+import json
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -13,10 +14,14 @@ def results_tool():
     return module
 
 
-def readme_results_section():
+def readme_section(start, end):
     text = (ROOT / "README.md").read_text()
+    return text[text.index(start) + len(start):text.index(end)].strip()
+
+
+def readme_results_section():
     tool = results_tool()
-    return text[text.index(tool.README_START) + len(tool.README_START):text.index(tool.README_END)].strip()
+    return readme_section(tool.README_START, tool.README_END)
 
 
 def test_the_readme_results_table_is_rendered_from_results():
@@ -24,6 +29,16 @@ def test_the_readme_results_table_is_rendered_from_results():
     runs = tool.read_runs()
     assert readme_results_section() == tool.results_table(runs)
     assert (ROOT / "results" / "README.md").read_text().count(tool.results_table(runs)) == 1
+
+
+def test_the_readme_speed_tables_are_rendered_from_results_speed():
+    tool = results_tool()
+    tables = tool.speed_tables()
+    assert readme_section(tool.SPEED_START, tool.SPEED_END) == tables.strip()
+    assert (ROOT / "results" / "README.md").read_text().count(tables) == 1
+    for path in sorted((ROOT / "results" / "speed").glob("*.json")):  # every row of every file is shown
+        for row in json.loads(path.read_text())["results"]:
+            assert f"| `{row['name']}` | {row['params']:,} | {row['train_images_per_second']:,.1f} |" in tables
 
 
 def test_each_recipes_expected_accuracy_is_its_measured_one():

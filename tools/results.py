@@ -3,6 +3,7 @@ makes them and renders them.
 
     python tools/results.py run --recipe cpu30 --model cnn --seed 0 --data-dir DIR   # measure one run
     python tools/results.py render     # results/README.md and README.md's Results table, from results/
+    python benchmark.py ... --out results/speed/NAME.json   # a speed table, rendered the same way
 
 `run` first times `resnet20` with benchmark.py (batch 128) as the machine's speed calibration, then trains
 the recipe with train.py, and keeps its config, manifest, history and metrics (never the weights) in
@@ -24,6 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 KEPT_FILES = ("config.json", "manifest.json", "history.csv", "metrics.json")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
 MODEL_NAMES = {"cnn": "CNN", "vit": "ViT", "hybrid": "hybrid"}
 
 
@@ -124,6 +126,36 @@ def results_table(runs):
     return "\n".join(lines)
 
 
+def speed_tables():
+    """The Markdown of every benchmark.py file in results/speed/: its command, machine and table."""
+    parts = []
+    for path in sorted((RESULTS / "speed").glob("*.json")):
+        bench = json.loads(path.read_text())
+        env, settings = bench["environment"], bench["settings"]
+        versions = ", ".join(f"{name} {version}" for name, version in env["versions"].items())
+        command = env["command"].replace(str(ROOT) + "/", "")
+        lines = [f"`python {command}` ({env['device']}, {env['machine']}; backend {env['backend']}; {versions}; "
+                 f"{env['date'][:10]}; batch {settings['batch_size']}, median of {settings.get('rounds', 1)} "
+                 "interleaved rounds):", "",
+                 "| model | parameters | train img/s | train range | eval img/s | ours ÷ this (train, eval) |",
+                 "|---|---|---|---|---|---|"]
+        ratios = {f"{peer}:{ours.partition(':')[2]}": f"{ratio['train_ratio']:.2f}x, {ratio['eval_ratio']:.2f}x"
+                  for ours, by_peer in bench.get("speedup_over_peers", {}).items() for peer, ratio in by_peer.items()}
+        ratios.update({f"baseline:{ours.partition(':')[2]}": f"{ratio:.2f}x, -"
+                       for ours, ratio in bench.get("speedup_over_baseline", {}).items()})
+        for row in bench["results"]:
+            spread = "-" if not row.get("train_range") else "{:,.0f}-{:,.0f}".format(*row["train_range"])
+            lines.append(f"| `{row['name']}` | {row['params']:,} | {row['train_images_per_second']:,.1f} | {spread} "
+                         f"| {row['eval_images_per_second']:,.1f} | {ratios.get(row['name'], '')} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def replace_between(text, start, end, content):
+    first, last = text.index(start) + len(start), text.index(end)
+    return text[:first] + "\n" + content + "\n" + text[last:]
+
+
 def render(_args):
     runs = read_runs()
     table = results_table(runs)
@@ -143,13 +175,13 @@ def render(_args):
         "once per run; every choice of settings was made on the validation split. cifar10-jpeg is CIFAR-10\n"
         "re-encoded as JPEG (quality 75), which scores a little below the original.\n\n"
         f"{table}\n\n## Every run\n\n" + "\n".join(details) + "\n\n"
+        "## Speed\n\nbenchmark.py's own JSON files in speed/, each as it printed it.\n\n" + speed_tables() + "\n\n"
         "[ablations/](ablations/) holds the short comparisons behind the recipes' choices (config, manifest,\n"
         "history, metrics of each run; read in docs/training.md, \"Choosing the CPU recipes\"). A gpu/ folder,\n"
         "when present, is the GPU campaign's own record (tools/gpu_campaign.py).\n")
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    text = replace_between(readme.read_text(), README_START, README_END, table)
+    readme.write_text(replace_between(text, SPEED_START, SPEED_END, speed_tables()))
     print(f"rendered {len(runs)} runs into results/README.md and README.md")
 
 

@@ -9,7 +9,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 from harness.training import inputs
 from harness.training.precision import gpu_compute_capability
@@ -35,7 +34,7 @@ class Measurement:
     jit_compile: bool
     train_images_per_second: float
     eval_images_per_second: float
-    forward_gflops_per_image: float
+    forward_gflops_per_image: float | None  # None: a peer's, filled in from ours of its size
     mfu: float | None  # model FLOPs utilisation of training, against the device's peak
     accelerator_peak_mib: float | None
     host_peak_rss_mib: float
@@ -153,19 +152,10 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
         jit_compile=bool(trainee.jit_compile),
         train_images_per_second=round(train_rate, 1),
         eval_images_per_second=round(len(eval_split) / eval_seconds, 1),
-        forward_gflops_per_image=round(flops / 1e9, 4),
-        mfu=None if peak is None else round(3 * flops * train_rate / peak, 4),  # backward = 2x forward
+        forward_gflops_per_image=None if flops is None else round(flops / 1e9, 4),
+        mfu=None if peak is None or flops is None else round(3 * flops * train_rate / peak, 4),  # backward = 2x forward
         accelerator_peak_mib=accelerator_peak_mib(),
         host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         input_pipeline=input_pipeline,
         devices=devices,
     )
-
-
-def random_split(count, image_size, num_classes, seed=0):
-    """Random pixels and labels: speed does not depend on the content."""
-    from harness.data import Split
-
-    rng = np.random.default_rng(seed)
-    return Split(rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8),
-                 rng.integers(0, num_classes, count))

@@ -21,11 +21,16 @@ def main():
     start(settings["devices"])  # Keras, with virtual CPU devices where several are asked for without a GPU
     from harness.benchmarking.measure import environment
     from harness.benchmarking.run import run_variant
-    from harness.benchmarking.variants import parse_variant
+    from harness.benchmarking.variants import PEER_KINDS, parse_variant
 
     kind, preset = parse_variant(settings.pop("variant"))
     try:
-        measurement = run_variant(kind, preset, **settings)
+        if kind in PEER_KINDS:
+            from harness.benchmarking.peers import run_peer
+
+            measurement = run_peer(kind, preset, **settings)
+        else:
+            measurement = run_variant(kind, preset, **settings)
     except ValueError as error:  # e.g. a batch the model cannot take
         raise UserError(str(error)) from None
     pathlib.Path(out).write_text(json.dumps({**dataclasses.asdict(measurement), "environment": environment()}))

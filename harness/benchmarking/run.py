@@ -5,7 +5,8 @@ import dataclasses
 import keras
 
 from harness.benchmarking import baseline_vit
-from harness.benchmarking.measure import measure, random_split
+from harness.benchmarking.measure import measure
+from harness.benchmarking.synthetic import random_split
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs

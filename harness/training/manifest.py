@@ -34,7 +34,7 @@ def git_commit():
 
 def library_versions():
     versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
-    for name in ("tensorflow", "jax", "torch"):
+    for name in ("tensorflow", "jax", "torch", "keras_hub", "timm"):  # the last two: benchmark.py --peers
         module = sys.modules.get(name)
         if module is not None:
             versions[name] = module.__version__

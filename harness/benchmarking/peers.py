@@ -1,0 +1,138 @@
+"""What a student would train instead of our ViT, timed as its users run it (benchmark.py --peers).
+
+keras-hub's `ViTBackbone` with a head on the class token, on the Keras backend benchmark.py runs on,
+compiled by `fit` as its users leave it (jit_compile "auto"); timm's `VisionTransformer` in PyTorch with
+the training loop its users write, eagerly ("timm") or through `torch.compile` ("timm-compile"). Both
+get the dimensions of one of our ViT presets, AdamW, cross-entropy and the same random images as ours;
+benchmark.py measures each in a process of its own (a timm process starts Keras on PyTorch).
+"""
+
+import sys
+import time
+
+import keras
+
+from harness.benchmarking.measure import EVAL_REPEATS, TRAIN_REPEATS, Measurement
+from harness.benchmarking.synthetic import random_split
+from harness.training import inputs
+from vit_tf.presets import resolve_config
+
+
+def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_classes=10, **_ours_only):
+    architecture = resolve_config(preset)
+    size = architecture["image_size"]
+    split = random_split(batch_size * max(warmup_steps, steps), size, num_classes)
+    eval_split = random_split(batch_size * min(16, max(4, steps)), size, num_classes, seed=1)
+    if kind == "keras-hub":
+        return _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps,
+                          steps)
+    return _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size, warmup_steps, steps)
+
+
+def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps, steps):
+    import keras_hub
+
+    from harness.benchmarking.measure import measure
+    from harness.training.precision import resolve_precision
+
+    resolved = resolve_precision(precision)
+    keras.mixed_precision.set_global_policy(resolved)
+    size = architecture["image_size"]
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(size, size, 3), patch_size=architecture["patch_size"], num_layers=architecture["num_layers"],
+        num_heads=architecture["num_heads"], hidden_dim=architecture["hidden_dim"], mlp_dim=architecture["mlp_dim"])
+    images = keras.Input((size, size, 3))
+    tokens = backbone(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(images))
+    logits = keras.layers.Dense(num_classes, dtype="float32")(tokens[:, 0])
+    model = keras.Model(images, logits)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
+    return measure(f"keras-hub:{preset}", model, model, data, eval_split, num_classes, batch_size, resolved,
+                   warmup_steps, steps, f"{inputs.pipeline_name(on_device=False)}; no augmentation", flops=None)
+
+
+def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size, warmup_steps, steps):
+    import resource
+
+    import torch
+
+    timm = _import_timm()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # bfloat16 autocast on a GPU, as our "auto" precision chooses there; float32 on a CPU, as ours
+    precision = "mixed_bfloat16" if device == "cuda" else "float32"
+    model = timm.models.vision_transformer.VisionTransformer(
+        img_size=architecture["image_size"], patch_size=architecture["patch_size"], num_classes=num_classes,
+        embed_dim=architecture["hidden_dim"], depth=architecture["num_layers"], num_heads=architecture["num_heads"],
+        mlp_ratio=architecture["mlp_dim"] / architecture["hidden_dim"], global_pool="token").to(device)
+    forward = torch.compile(model) if kind == "timm-compile" else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    loss_function = torch.nn.CrossEntropyLoss()
+
+    def batches(images, labels):
+        for start in range(0, len(images) - batch_size + 1, batch_size):
+            x = torch.from_numpy(images[start:start + batch_size]).to(device).permute(0, 3, 1, 2).float()
+            yield x / 127.5 - 1.0, torch.from_numpy(labels[start:start + batch_size]).to(device).long()
+
+    def autocast():
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+
+    def train(count):
+        model.train()
+        started = time.perf_counter()
+        for step, (x, y) in enumerate(batches(split.images, split.labels)):
+            if step == count:
+                break
+            with autocast():
+                loss = loss_function(forward(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        loss.item()  # waits for the last step
+        return time.perf_counter() - started
+
+    def predict():
+        model.eval()
+        started = time.perf_counter()
+        with torch.inference_mode(), autocast():
+            outputs = [forward(x) for x, _ in batches(eval_split.images, eval_split.labels)]
+        outputs[-1].cpu()
+        return time.perf_counter() - started
+
+    train(warmup_steps)
+    train_seconds = min(train(steps) for _ in range(TRAIN_REPEATS))
+    eval_seconds = min(predict() for _ in range(EVAL_REPEATS))  # (torch.compile compiles again for inference)
+    return Measurement(
+        name=f"{kind}:{preset}", params=sum(p.numel() for p in model.parameters()),
+        batch_size=batch_size, precision=precision, jit_compile=kind == "timm-compile",
+        train_images_per_second=round(steps * batch_size / train_seconds, 1),
+        eval_images_per_second=round(len(eval_split) / eval_seconds, 1),
+        forward_gflops_per_image=None, mfu=None,
+        accelerator_peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+        host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        input_pipeline=f"PyTorch {'torch.compile' if kind == 'timm-compile' else 'eager'}; no augmentation")
+
+
+_torchvision_declarations = None  # kept alive: a torch.library.Library unregisters what it declared when freed
+
+
+def _import_timm():
+    """timm, whose import loads torchvision. A torchvision built for another torch (PyPI's is built for CUDA's;
+    beside a CPU torch) cannot load its compiled operators, and its import fails on the first it names; timm's
+    ViT uses none of them, so they are declared (without an implementation) and the import tried again."""
+    global _torchvision_declarations
+    try:
+        import timm
+    except RuntimeError as error:
+        if "torchvision::" not in str(error):
+            raise
+        import torch
+
+        for name in [name for name in sys.modules if name.split(".")[0] in ("torchvision", "timm")]:
+            del sys.modules[name]
+        _torchvision_declarations = torch.library.Library("torchvision", "DEF")
+        for operator in ("nms", "qnms"):  # the two torchvision's import names unconditionally
+            _torchvision_declarations.define(f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        import timm
+    return timm
