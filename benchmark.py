@@ -57,8 +57,8 @@ def speed_rows(args):
     if args.side_by_side or args.quick:
         variants += ["baseline:" + preset for preset in vit_presets]
     for kind in PEER_KINDS if args.peers == [] else args.peers or []:
-        if missing_peer(kind):
-            print(missing_peer(kind), flush=True)
+        if skipped := missing_peer(kind):
+            print(skipped, flush=True)
         else:
             variants += [f"{kind}:{preset}" for preset in vit_presets]
     # With --devices N, each of our models once on one device and once on N, for the scaling efficiency.
@@ -177,9 +177,8 @@ def main(argv=None):
     check_writable(out.parent, option="--out")
     for run in args.runs or []:  # checked before anything slow starts
         open_finished_run(run)
-    for variant in args.model or []:
-        parse_variant(variant)
-    if args.peers is not None and args.model and not any(parse_variant(v)[0] == "vit" for v in args.model):
+    kinds = [parse_variant(variant)[0] for variant in args.model or []]
+    if args.peers is not None and args.model and "vit" not in kinds:
         raise UserError("--peers times keras-hub's and timm's ViTs at the size of each vit:PRESET measured; "
                         "add one, e.g. --model vit:vit_cifar_tiny")
     check_data_on_device(args.data_on_device, str(args.devices))

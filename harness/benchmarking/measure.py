@@ -128,6 +128,15 @@ def timed_predict(model, data):
     return time.perf_counter() - start
 
 
+def best_seconds(train, predict, warmup_steps, steps):
+    """(seconds of `steps` training steps, seconds of inference): `train(count)` times `count` steps and
+    `predict()` the evaluation batches. The first training call warms up (compilation included); then the best
+    of repeats, since shared and virtual machines slow single runs down at random. The first inference compiles."""
+    train(warmup_steps)
+    train_seconds = min(train(steps) for _ in range(TRAIN_REPEATS))
+    return train_seconds, min(predict() for _ in range(EVAL_REPEATS))
+
+
 def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
             input_pipeline, flops, devices=1, callbacks=()):
     """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
@@ -137,11 +146,9 @@ def measure(name, model, trainee, train_data, eval_split, num_classes, batch_siz
     those training runs with (the NaN guard), since some make steps wait.
     """
     reset_accelerator_peak()
-    timed_fit(trainee, train_data, warmup_steps, callbacks)
-    # Best of repeats: shared and virtual machines slow single runs down at random.
-    train_seconds = min(timed_fit(trainee, train_data, steps, callbacks) for _ in range(TRAIN_REPEATS))
     eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size, devices)
-    eval_seconds = min(timed_predict(model, eval_data) for _ in range(EVAL_REPEATS))  # the first compiles
+    train_seconds, eval_seconds = best_seconds(lambda count: timed_fit(trainee, train_data, count, callbacks),
+                                               lambda: timed_predict(model, eval_data), warmup_steps, steps)
     train_rate = steps * batch_size / train_seconds
     peak = peak_flops(precision)
     return Measurement(

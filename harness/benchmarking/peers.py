@@ -12,17 +12,15 @@ import time
 
 import keras
 
-from harness.benchmarking.measure import EVAL_REPEATS, TRAIN_REPEATS, Measurement
-from harness.benchmarking.synthetic import random_split
+from harness.benchmarking.measure import Measurement, best_seconds
+from harness.benchmarking.synthetic import timing_splits
 from harness.training import inputs
 from vit_tf.presets import resolve_config
 
 
 def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_classes=10, **_ours_only):
     architecture = resolve_config(preset)
-    size = architecture["image_size"]
-    split = random_split(batch_size * max(warmup_steps, steps), size, num_classes)
-    eval_split = random_split(batch_size * min(16, max(4, steps)), size, num_classes, seed=1)
+    split, eval_split = timing_splits(batch_size, warmup_steps, steps, architecture["image_size"], num_classes)
     if kind == "keras-hub":
         return _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps,
                           steps)
@@ -100,9 +98,7 @@ def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size
         outputs[-1].cpu()
         return time.perf_counter() - started
 
-    train(warmup_steps)
-    train_seconds = min(train(steps) for _ in range(TRAIN_REPEATS))
-    eval_seconds = min(predict() for _ in range(EVAL_REPEATS))  # (torch.compile compiles again for inference)
+    train_seconds, eval_seconds = best_seconds(train, predict, warmup_steps, steps)  # (torch.compile: inference too)
     return Measurement(
         name=f"{kind}:{preset}", params=sum(p.numel() for p in model.parameters()),
         batch_size=batch_size, precision=precision, jit_compile=kind == "timm-compile",

@@ -6,7 +6,7 @@ import keras
 
 from harness.benchmarking import baseline_vit
 from harness.benchmarking.measure import measure
-from harness.benchmarking.synthetic import random_split
+from harness.benchmarking.synthetic import timing_splits
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training import inputs
@@ -31,8 +31,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
-    split = random_split(batch_size * steps_needed, image_size, num_classes)
-    eval_split = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
+    split, eval_split = timing_splits(batch_size, warmup_steps, steps, image_size, num_classes)
     if kind == "baseline":
         return _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps,
                              steps, inputs.pipeline_name(on_device=False))
