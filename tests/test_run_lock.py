@@ -47,7 +47,7 @@ def test_a_second_train_py_into_the_same_folder_refuses_and_the_first_finishes_a
     run_dir = tmp_path / "run"
     arguments = ["--preset", "vit_test", "--data-dir", str(image_folder), "--batch-size", "4",
                  "--run-dir", str(run_dir)]
-    first = subprocess.Popen([sys.executable, str(REPO / "train.py"), *arguments, "--epochs", "5000"],
+    first = subprocess.Popen([sys.executable, str(REPO / "train.py"), *arguments, "--epochs", "200"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert wait_for(run_dir / ".lock"), "the first train.py never locked its run folder"
     second = run_train(*arguments, "--epochs", 2, "--overwrite")
