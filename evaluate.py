@@ -4,6 +4,7 @@
     python evaluate.py runs/RUN --data-dir DIR     # on other data with the same classes
     python evaluate.py runs/RUN --image cat.jpg    # top-k classes of your own images (any size/format)
     python evaluate.py runs/RUN --export DIR --format onnx   # for serving: DIR/model.onnx (or saved_model/)
+    python evaluate.py runs/RUN --export DIR --format timm   # a ViT for timm: DIR/model.safetensors
 """
 
 from harness import backend
@@ -27,32 +28,36 @@ def build_parser():
                         help="instead of evaluating, export the model into this new folder for serving, with "
                              "export.json (input, classes, check); checked to give model.keras's logits")
     parser.add_argument("--format", choices=sorted(FORMATS), help="with --export: onnx (DIR/model.onnx, the default; "
-                        "ONNX Runtime) or saved_model (DIR/saved_model/, TensorFlow Serving)")
+                        "ONNX Runtime), saved_model (DIR/saved_model/, TensorFlow Serving) or timm (a ViT as "
+                        "DIR/model.safetensors for timm's VisionTransformer, its arguments in export.json)")
     return parser
 
 
-def check_export_options(args):
+def check_export_options(args, model):
     if args.format and not args.export:
         raise UserError("--format goes with --export DIR")
     if args.export:
         args.format = args.format or "onnx"
         if args.image or args.dataset or args.data_dir:
             raise UserError("--export exports the model; drop --image, --dataset and --data-dir")
-        check_export(args.export, args.format)
+        check_export(args.export, args.format, model)
 
 
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    open_finished_run(args.run_dir)  # a folder that is no finished run answers before Keras loads
-    check_export_options(args)
+    _, config = open_finished_run(args.run_dir)  # a folder that is no finished run answers before Keras loads
+    check_export_options(args, config["model"])
     backend.start()
     if args.export:
         from harness.reporting.export import export_run
 
         summary = export_run(args.run_dir, args.export, args.format)
-        print(f"exported to {args.export}/{summary['file']} ({args.format}): input float32 RGB in [0, 255] of shape "
-              f"(batch, {summary['input']['shape'][1]}, {summary['input']['shape'][2]}, 3), output "
+        size = summary["input"]["shape"][1]
+        takes = (f"{summary['timm']['class'].rsplit('.', 1)[1]}(**arguments in export.json) loads it; input "
+                 f"{summary['timm']['input']}" if "timm" in summary else
+                 f"input float32 RGB in [0, 255] of shape (batch, {size}, {size}, 3)")
+        print(f"exported to {args.export}/{summary['file']} ({args.format}): {takes}, output "
               f"{summary['output']['shape'][1]} logits; the same logits as model.keras on {summary['check']['images']} "
               f"images (max difference {summary['check']['max_abs_logit_difference']:.1e}); classes and settings in "
               f"{args.export}/export.json")

@@ -41,6 +41,7 @@ from harness.training.config import (
     DATA_ON_DEVICE,
     DEFAULTS,
     DISTILLATIONS,
+    GELUS,
     JIT_COMPILE,
     KEEP,
     MIXINGS,
@@ -95,10 +96,13 @@ def build_parser():
                                 ("--mlp-dim", "mlp_dim", "MLP size M")):
         model.add_argument(flag, dest=dest, type=positive(int, 1 << 16),
                            help=f"ViT and hybrid {meaning} (default: the preset's)")
-    model.add_argument("--pretrained", type=text, metavar="FILE.npz",
+    model.add_argument("--pretrained", type=text, metavar="FILE",
                        help="start from a released checkpoint of the --preset's size: ViT (ViT-B_16.npz), hybrid "
-                       "(R50+ViT-B_16.npz) or BiT (BiT-M-R50x1.npz, --model cnn); its head is replaced by a new zero "
-                       "one (docs/pretrained.md)")
+                       "(R50+ViT-B_16.npz), BiT (BiT-M-R50x1.npz, --model cnn), or a timm ViT "
+                       "(model.safetensors); its head is replaced by a new zero one (docs/pretrained.md)")
+    model.add_argument("--gelu", choices=GELUS,
+                       help="ViT and hybrid MLP activation: tanh (the authors' approximation) or exact (erf, as "
+                       "timm's) (default: exact with a timm --pretrained file, else tanh)")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="with --pretrained: train only the new head (feature extraction)")
     model.add_argument("--teacher", type=text, metavar="RUN_DIR",

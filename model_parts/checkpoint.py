@@ -31,6 +31,7 @@ class LoadReport:
     position_grid: tuple = None  # (checkpoint grid side, model grid side); None for a CNN
     reinitialised: list = dataclasses.field(default_factory=list)  # model layers the file has no weights for
     widened: list = dataclasses.field(default_factory=list)  # keys stored as bfloat16, loaded as float32
+    notes: list = dataclasses.field(default_factory=list)  # how the file was converted (timm's layout)
 
     @property
     def interpolated(self):
@@ -38,6 +39,7 @@ class LoadReport:
 
     def describe(self):
         lines = [f"loaded {self.loaded_keys} arrays from {pathlib.Path(self.path).name} (sha256 {self.sha256[:12]}...)"]
+        lines += self.notes
         if self.dropped:
             lines.append(f"dropped the pre-training head ({', '.join(sorted(self.dropped))}); the new head starts "
                          "at zero, as in the paper's fine-tuning")

@@ -20,6 +20,11 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
+def gelu_exact(x):
+    """x Phi(x), Phi the standard normal's distribution function (timm's and keras-hub's GELU)."""
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
 def self_attention(z, w, num_heads):
     """Appendix A, eqs. 5-8, one head at a time. `w` maps names to (kernel, bias)."""
     tokens, hidden = z.shape
@@ -33,8 +38,8 @@ def self_attention(z, w, num_heads):
     return np.concatenate(heads, axis=-1) @ w["output"][0] + w["output"][1]
 
 
-def encoder_block(z, w, num_heads):
+def encoder_block(z, w, num_heads, gelu=gelu_tanh):
     """Eqs. 2 and 3 for one image, z of shape (T, D)."""
     z = self_attention(layer_norm(z, *w["attention_norm"]), w, num_heads) + z
-    hidden = gelu_tanh(layer_norm(z, *w["mlp_norm"]) @ w["dense_in"][0] + w["dense_in"][1])
+    hidden = gelu(layer_norm(z, *w["mlp_norm"]) @ w["dense_in"][0] + w["dense_in"][1])
     return hidden @ w["dense_out"][0] + w["dense_out"][1] + z

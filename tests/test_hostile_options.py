@@ -37,7 +37,7 @@ HOSTILE = {
         "--train-fraction": [*NUMBER, "0", "1.5"], "--teacher": [*MISSING_PATH, "README.md"], "--distillation": NAME,
         "--distillation-alpha": FRACTION, "--distillation-temperature": [*NUMBER, "0", "1000"],
         "--devices": ["", "0", "-1", "1.5", "abc", "5000", "64"], "--data-on-device": [*NAME, "on"],
-        "--join-timeout": DURATION,
+        "--join-timeout": DURATION, "--gelu": NAME,
     },
     "evaluate.py": {"run_dir": MISSING_PATH, "--dataset": NAME, "--data-dir": MISSING_PATH,
                     "--image": ["", "/nonexistent.png"], "--top-k": WHOLE, "--batch-size": WHOLE,

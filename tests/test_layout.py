@@ -9,7 +9,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 MODEL_PACKAGES = {"vit_tf", "cnn_baseline"}
 SHARED_MODEL_PARTS = "model_parts"  # below both model packages, which never import each other
 MODELS = MODEL_PACKAGES | {SHARED_MODEL_PARTS}
-HELPERS = {"harness", "harness.errors", "harness.cli", "harness.backend", "harness.atomic"}  # cross-cutting
+HELPERS = {"harness", "harness.errors", "harness.cli", "harness.backend", "harness.atomic",
+           "harness.timm_import"}  # cross-cutting
 
 # Package -> the project packages its modules may import (besides itself).
 ALLOWED = {

@@ -112,9 +112,11 @@ def _block_weights(block):
     return {name: [numpy_of(w) for w in layer.weights] for name, layer in pairs.items()}
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "written-out"])
-def test_encoder_block_matches_equations_2_and_3(fused):
-    block = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, fused_attention=fused)
+@pytest.mark.parametrize("fused, approximate_gelu", [(True, True), (False, True), (True, False)],
+                         ids=["fused", "written-out", "exact-gelu"])
+def test_encoder_block_matches_equations_2_and_3(fused, approximate_gelu):
+    block = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, fused_attention=fused,
+                         approximate_gelu=approximate_gelu)
     z = np.random.default_rng(4).normal(size=(3, 5, 8)).astype("float32")
     block.build(z.shape)
     rng = np.random.default_rng(5)
@@ -123,7 +125,9 @@ def test_encoder_block_matches_equations_2_and_3(fused):
     output = numpy_of(block(z))
     weights = _block_weights(block)
     for b in range(3):
-        np.testing.assert_allclose(output[b], ref.encoder_block(z[b], weights, num_heads=2), rtol=1e-4, atol=1e-4)
+        gelu = ref.gelu_tanh if approximate_gelu else ref.gelu_exact
+        expected = ref.encoder_block(z[b], weights, num_heads=2, gelu=gelu)
+        np.testing.assert_allclose(output[b], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_encoder_block_returns_attention_rows_that_sum_to_one():
@@ -197,9 +201,9 @@ LAYERS = [
     (ClassToken, {}),
     (PositionEmbedding, {}),
     (MultiHeadSelfAttention, dict(hidden_dim=8, num_heads=2, attention_dropout_rate=0.1, fused=False)),
-    (MlpBlock, dict(hidden_dim=8, mlp_dim=16, dropout_rate=0.1)),
+    (MlpBlock, dict(hidden_dim=8, mlp_dim=16, dropout_rate=0.1, approximate_gelu=False)),
     (EncoderBlock, dict(hidden_dim=8, num_heads=2, mlp_dim=16, dropout_rate=0.1, attention_dropout_rate=0.2,
-                        drop_path_rate=0.1, fused_attention=False)),
+                        drop_path_rate=0.1, fused_attention=False, approximate_gelu=False)),
     (TokenPooling, dict(mode="gap")),
     (TokenPooling, dict(mode="distillation")),
     (DistillationToken, {}),

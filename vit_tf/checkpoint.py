@@ -15,7 +15,8 @@ Names: the original files number a block's modules with one counter (`LayerNorm_
 `MultiHeadDotProductAttention_1`, `LayerNorm_2`, `MlpBlock_3`); Flax Linen and big_vision files count
 per module type (`..._0`, `..._0`, `LayerNorm_1`, `MlpBlock_0`), may sit under `params/` or
 `opt/target/`, and may stack the blocks as `Transformer/encoderblock/...` with a leading layer axis.
-All of these load.
+All of these load, and so do timm's state dicts (`.safetensors`, `.pth`) and keras-hub's ViTBackbone presets
+(`model.weights.h5`), converted to this layout first (`vit_tf.timm_weights`, `vit_tf.keras_hub_weights`).
 Hybrids add their ResNet stem under the authors' Flax names (`vit_jax/models_resnet.py`): `conv_root`,
 `gn_root`, `block{s}/unit{u}/{conv1..3, gn1..3, conv_proj, gn_proj}`, which are our layer names with
 "/" for "_"; convolution kernels are Keras' (kh, kw, in, out) layout already.
@@ -37,8 +38,12 @@ from model_parts.checkpoint import (
     units_per_stage,
 )
 from vit_tf.hybrid import stem_layers
+from vit_tf.keras_hub_weights import read_backbone, released_from_keras_hub
 from vit_tf.layers import EncoderBlock
+from vit_tf.model import prefix_tokens
 from vit_tf.presets import PRESETS
+from vit_tf.timm_weights import heads_of, read_state_dict, released_from_timm
+from vit_tf.weight_sources import source_of, uses_exact_gelu
 
 # (pre-Linen name, Linen name) of each module inside an encoder block.
 BLOCK_MODULES = {
@@ -47,7 +52,6 @@ BLOCK_MODULES = {
     "mlp_norm": ("LayerNorm_2", "LayerNorm_1"),
     "mlp": ("MlpBlock_3", "MlpBlock_0"),
 }
-HEAD_KEYS = ("head/kernel", "head/bias")
 PRE_LOGITS_KEYS = ("pre_logits/kernel", "pre_logits/bias")
 
 
@@ -66,10 +70,9 @@ def interpolate_grid(grid, new_side):
     return rows[:, low] * (1 - weight[None, :, :]) + rows[:, high] * weight[None, :, :]
 
 
-def resize_position_embedding(table, new_tokens, has_class_token):
-    """(1, T, D) position embeddings for (1, new_tokens, D): the class-token row kept, the patch grid
-    interpolated."""
-    keep = 1 if has_class_token else 0
+def resize_position_embedding(table, new_tokens, keep):
+    """(1, T, D) position embeddings for (1, new_tokens, D): the first `keep` rows (class and distillation
+    tokens) kept, the patch grid interpolated."""
     head, grid = table[:, :keep], table[0, keep:]
     side, new_side = math.isqrt(len(grid)), math.isqrt(new_tokens - keep)
     if side * side != len(grid) or new_side * new_side != new_tokens - keep:
@@ -126,11 +129,30 @@ def check_compatible(path, architecture):
 
 
 def checked_arrays(path, architecture, classifier):
-    """The file's arrays under their released names, once its architecture and read-out match the model's."""
-    arrays = normalise_keys(read_npz(path))
+    """(the file's arrays under their released names, notes on the conversion), once its architecture and
+    read-out match the model's."""
+    source = source_of(path)
+    if uses_exact_gelu(path) and architecture.get("approximate_gelu", True):
+        raise CheckpointError(f"{path} is a {source} ViT, which uses exact GELU; build the model with "
+                              f"approximate_gelu=False (train.py: --gelu exact, its default for a {source} file)")
+    if source == "timm":
+        state, metadata = read_state_dict(path)
+        heads, told = heads_of(metadata, architecture["num_heads"])
+        arrays = released_from_timm(state, heads, path, metadata.get("global_pool"))
+        notes = [f"converted from timm's layout; {heads} attention heads, from {told}"]
+    elif source == "keras-hub":
+        arrays = released_from_keras_hub(*read_backbone(path), path)
+        notes = ["converted from keras-hub's ViTBackbone layout (a backbone: no head in the file)"]
+    else:
+        arrays, notes = normalise_keys(read_npz(path)), []
     compare_architectures(checkpoint_architecture(arrays, path), architecture, path, PRESETS, "ViT", preset_option)
     check_pooling(arrays, classifier, path)
-    return arrays
+    if ("dist" in arrays) != bool(architecture.get("distillation")):
+        raise CheckpointError(f"{path} has a distillation token (a distilled DeiT) and the model has none; build it "
+                              "with distillation=True" if "dist" in arrays else
+                              f"{path} has no distillation token; load it into a model without distillation (a "
+                              "distilled DeiT's timm file has one)")
+    return arrays, notes
 
 
 def model_architecture(model):
@@ -139,6 +161,8 @@ def model_architecture(model):
     stem = [layer.name for layer in stem_layers(model)]
     return dict(patch_size=model.get_layer("patch_embedding").patch_size, hidden_dim=blocks[0].hidden_dim,
                 num_layers=len(blocks), mlp_dim=blocks[0].mlp_dim, num_heads=blocks[0].num_heads,
+                approximate_gelu=blocks[0].approximate_gelu,
+                distillation="distillation_token" in {layer.name for layer in model.layers},
                 resnet_width=model.get_layer("conv_root").filters if stem else None,
                 resnet_blocks=units_per_stage(stem, r"block(\d+)_unit(\d+)_conv1$") if stem else None)
 
@@ -182,7 +206,8 @@ def stem_assignments(model):
 
 
 def load_pretrained(model, path, keep_head=False):
-    """Loads a released ViT or hybrid checkpoint into a `build_vit` model; returns a LoadReport.
+    """Loads a released ViT or hybrid checkpoint, or a timm ViT or DeiT, into a `build_vit` model; returns a
+    LoadReport.
 
     The architecture must match (a CheckpointError names the preset that would). Position embeddings
     are interpolated when the image size differs. The pre-training head (`pre_logits`, `head`) is
@@ -190,17 +215,16 @@ def load_pretrained(model, path, keep_head=False):
     number of classes; `pre_logits` is loaded when the model has that layer).
     """
     path = pathlib.Path(path)
-    if "distillation_token" in {layer.name for layer in model.layers}:
-        raise CheckpointError("the released ViT checkpoints have no distillation token; load them into a model "
-                              "without distillation")
-    arrays = checked_arrays(path, model_architecture(model), model.get_layer("pooling").mode)
+    architecture = model_architecture(model)
+    arrays, notes = checked_arrays(path, architecture, model.get_layer("pooling").mode)
     has_class_token = model.get_layer("pooling").mode == "token"
+    heads = [("head", "head")] + ([("head_distillation", "head_dist")] if architecture["distillation"] else [])
     hidden = model.get_layer("patch_embedding").hidden_dim
     table = model.get_layer("position_embedding").position_embedding
     grid = {}
 
     def positions(array):
-        resized, grid["sides"] = resize_position_embedding(array, table.shape[1], has_class_token)
+        resized, grid["sides"] = resize_position_embedding(array, table.shape[1], prefix_tokens(model))
         return resized
 
     projection = model.get_layer("patch_embedding").projection
@@ -215,6 +239,8 @@ def load_pretrained(model, path, keep_head=False):
     ]
     if has_class_token:
         assignments.append((model.get_layer("class_token").class_token, ["cls"], same))
+    if architecture["distillation"]:
+        assignments.append((model.get_layer("distillation_token").distillation_token, ["dist"], same))
     for index, block in enumerate(layer for layer in model.layers if isinstance(layer, EncoderBlock)):
         assignments += _block_assignments(block, index, (hidden, hidden))
     assignments += stem_assignments(model)
@@ -234,12 +260,18 @@ def load_pretrained(model, path, keep_head=False):
         reinitialised.append("pre_logits")
     else:
         dropped += [key for key in PRE_LOGITS_KEYS if key in arrays]
-    head = model.get_layer("head")
-    if keep_head:
-        assignments += [(head.kernel, ["head/kernel"], same), (head.bias, ["head/bias"], same)]
-    else:
-        dropped += [key for key in HEAD_KEYS if key in arrays]
-    report = load_and_report(assignments, arrays, dropped, path, () if keep_head else (head.kernel, head.bias))
+    if keep_head and "head/kernel" not in arrays:
+        raise CheckpointError(f"{path} has no classification head to keep (a backbone); load it without keep_head")
+    new_head = []
+    for layer, key in heads:
+        head = model.get_layer(layer)
+        if keep_head:
+            assignments += [(head.kernel, [f"{key}/kernel"], same), (head.bias, [f"{key}/bias"], same)]
+        else:
+            dropped += [f"{key}/{leaf}" for leaf in ("kernel", "bias") if f"{key}/{leaf}" in arrays]
+            new_head += [head.kernel, head.bias]
+    report = load_and_report(assignments, arrays, dropped, path, new_head)
     report.position_grid = grid["sides"]  # known once `positions` has run, inside the loading
     report.reinitialised = reinitialised
+    report.notes = notes
     return report

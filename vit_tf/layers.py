@@ -202,14 +202,16 @@ class MultiHeadSelfAttention(layers.Layer):
 class MlpBlock(layers.Layer):
     """MLP of eq. 3: Dense(M) -> GELU -> Dropout -> Dense(D) -> Dropout.
 
-    (B, T, D) -> (B, T, D). GELU uses the tanh approximation, as Flax's `nn.gelu` does.
+    (B, T, D) -> (B, T, D). GELU uses the tanh approximation, as Flax's `nn.gelu` does in the authors'
+    code; `approximate_gelu=False` is the exact erf form, as PyTorch's `nn.GELU` in timm's ViTs.
     """
 
-    def __init__(self, hidden_dim, mlp_dim, dropout_rate=0.0, **kwargs):
+    def __init__(self, hidden_dim, mlp_dim, dropout_rate=0.0, approximate_gelu=True, **kwargs):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.mlp_dim = mlp_dim
         self.dropout_rate = dropout_rate
+        self.approximate_gelu = approximate_gelu
         bias_init = keras.initializers.RandomNormal(stddev=1e-6)
         policy = self.dtype_policy
         self.dense_in = layers.Dense(mlp_dim, bias_initializer=bias_init, dtype=policy, name="dense_in")
@@ -221,7 +223,7 @@ class MlpBlock(layers.Layer):
         self.dense_out.build((*input_shape[:-1], self.mlp_dim))
 
     def call(self, tokens, training=None):
-        x = keras.activations.gelu(self.dense_in(tokens), approximate=True)
+        x = keras.activations.gelu(self.dense_in(tokens), approximate=self.approximate_gelu)
         x = self.dropout(x, training=training)
         return self.dropout(self.dense_out(x), training=training)
 
@@ -231,6 +233,7 @@ class MlpBlock(layers.Layer):
             "hidden_dim": self.hidden_dim,
             "mlp_dim": self.mlp_dim,
             "dropout_rate": self.dropout_rate,
+            "approximate_gelu": self.approximate_gelu,
         }
 
 
@@ -248,7 +251,7 @@ class EncoderBlock(layers.Layer):
 
     def __init__(
         self, hidden_dim, num_heads, mlp_dim, dropout_rate=0.0, attention_dropout_rate=0.0, drop_path_rate=0.0,
-        fused_attention=True, **kwargs
+        fused_attention=True, approximate_gelu=True, **kwargs
     ):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
@@ -258,6 +261,7 @@ class EncoderBlock(layers.Layer):
         self.attention_dropout_rate = attention_dropout_rate
         self.drop_path_rate = drop_path_rate
         self.fused_attention = fused_attention
+        self.approximate_gelu = approximate_gelu
         policy = self.dtype_policy  # sublayers follow the block's, also when a saved model loads under another
         self.attention_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=policy, name="attention_norm")
         self.attention = MultiHeadSelfAttention(
@@ -265,7 +269,7 @@ class EncoderBlock(layers.Layer):
         )
         self.attention_output_dropout = layers.Dropout(dropout_rate, dtype=policy)
         self.mlp_norm = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=policy, name="mlp_norm")
-        self.mlp = MlpBlock(hidden_dim, mlp_dim, dropout_rate, dtype=policy, name="mlp")
+        self.mlp = MlpBlock(hidden_dim, mlp_dim, dropout_rate, approximate_gelu, dtype=policy, name="mlp")
         self.attention_drop_path, self.mlp_drop_path = (
             layers.Dropout(drop_path_rate, noise_shape=(None, 1, 1), dtype=policy) for _ in range(2)
         )
@@ -296,6 +300,7 @@ class EncoderBlock(layers.Layer):
             "attention_dropout_rate": self.attention_dropout_rate,
             "drop_path_rate": self.drop_path_rate,
             "fused_attention": self.fused_attention,
+            "approximate_gelu": self.approximate_gelu,
         }
 
 

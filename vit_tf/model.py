@@ -57,6 +57,7 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
             config["attention_dropout_rate"],
             config["drop_path_rate"] * index / max(1, config["num_layers"] - 1),
             config["fused_attention"],
+            config["approximate_gelu"],
             name=f"encoder_block_{index}",
         )(x)
     tokens = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="encoder_norm")(x)  # eq. 4

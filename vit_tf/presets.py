@@ -65,6 +65,7 @@ DEFAULT_OPTIONS = dict(
     classifier="token",  # "token": class token (eq. 4); "gap": mean of tokens, no class token
     drop_path_rate=0.0,  # stochastic depth of the last block, rising linearly from 0 at the first (DeiT)
     fused_attention=True,  # keras.ops.dot_product_attention where the weights are not needed
+    approximate_gelu=True,  # GELU's tanh form, as the authors' Flax code; False: exact (erf), as timm's PyTorch
     representation_size=None,  # the pre-training head's tanh hidden layer (pre_logits); None: a linear head
     distillation=False,  # DeiT: a distillation token with its own head; inference averages the two heads
     resnet_width=None,  # hybrid: the ResNet stem's root channels; None: patches of pixels (plain ViT)

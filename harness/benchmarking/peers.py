@@ -7,13 +7,13 @@ get the dimensions of one of our ViT presets, AdamW, cross-entropy and the same 
 benchmark.py measures each in a process of its own (a timm process starts Keras on PyTorch).
 """
 
-import sys
 import time
 
 import keras
 
 from harness.benchmarking.measure import Measurement, best_seconds
 from harness.benchmarking.synthetic import timing_splits
+from harness.timm_import import import_timm
 from harness.training import inputs
 from vit_tf.presets import resolve_config
 
@@ -55,7 +55,7 @@ def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size
 
     import torch
 
-    timm = _import_timm()
+    timm = import_timm()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # bfloat16 autocast on a GPU, as our "auto" precision chooses there; float32 on a CPU, as ours
@@ -108,27 +108,3 @@ def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size
         accelerator_peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
         host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         input_pipeline=f"PyTorch {'torch.compile' if kind == 'timm-compile' else 'eager'}; no augmentation")
-
-
-_torchvision_declarations = None  # kept alive: a torch.library.Library unregisters what it declared when freed
-
-
-def _import_timm():
-    """timm, whose import loads torchvision. A torchvision built for another torch (PyPI's is built for CUDA's;
-    beside a CPU torch) cannot load its compiled operators, and its import fails on the first it names; timm's
-    ViT uses none of them, so they are declared (without an implementation) and the import tried again."""
-    global _torchvision_declarations
-    try:
-        import timm
-    except RuntimeError as error:
-        if "torchvision::" not in str(error):
-            raise
-        import torch
-
-        for name in [name for name in sys.modules if name.split(".")[0] in ("torchvision", "timm")]:
-            del sys.modules[name]
-        _torchvision_declarations = torch.library.Library("torchvision", "DEF")
-        for operator in ("nms", "qnms"):  # the two torchvision's import names unconditionally
-            _torchvision_declarations.define(f"{operator}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        import timm
-    return timm

@@ -1,8 +1,9 @@
 """Exporting a finished run for serving, with Keras' own `model.export`: a TensorFlow SavedModel or an ONNX
-file, checked to give the .keras model's logits before it is handed over.
+file; or for timm, a ViT's weights as timm's state dict. Each is checked to give the .keras model's logits
+in its own runtime before it is handed over.
 
-Both formats go through TensorFlow (ONNX through tf2onnx), so exporting needs the TensorFlow backend;
-the .keras file itself is the same on every backend.
+SavedModel and ONNX go through TensorFlow (ONNX through tf2onnx), so they need the TensorFlow backend; timm's
+needs timm and PyTorch. The .keras file itself is the same on every backend.
 """
 
 import importlib.util
@@ -20,20 +21,27 @@ from harness.training.run_dir import check_writable, load_model, open_finished_r
 
 # --format -> (Keras' name for it, what it needs installed, the file or folder written inside the export folder)
 FORMATS = {"saved_model": ("tf_saved_model", ("tensorflow",), "saved_model"),
-           "onnx": ("onnx", ("tf2onnx", "onnxruntime"), "model.onnx")}
+           "onnx": ("onnx", ("tf2onnx", "onnxruntime"), "model.onnx"),
+           "timm": (None, ("timm", "torch"), "model.safetensors")}
+INSTALL = {"saved_model": "requirements-export.txt", "onnx": "requirements-export.txt",
+           "timm": "requirements-peers.txt"}
 CHECK_IMAGES = 8  # images the exported model must agree on with model.keras
 TOLERANCE = 1e-4  # of the largest logit: float32 round-off between graph optimisers, nothing more
 
 
-def check_export(folder, export_format):
-    """One line, before Keras loads, if the export cannot happen: backend, packages, or folder."""
+def check_export(folder, export_format, model="vit"):
+    """One line, before Keras loads, if the export cannot happen: backend, model, packages, or folder."""
     backend = chosen_backend()
-    if backend != "tensorflow":
+    if export_format == "timm":
+        if model != "vit":
+            raise UserError(f"--format timm exports a ViT into timm's VisionTransformer; this run's model is the "
+                            f"{model} (use onnx or saved_model)")
+    elif backend != "tensorflow":
         raise UserError(f"--export goes through TensorFlow, and KERAS_BACKEND={backend} never loads it; run "
                         "evaluate.py with KERAS_BACKEND=tensorflow (model.keras is the same on every backend)")
     missing = [name for name in FORMATS[export_format][1] if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserError(f"--format {export_format} needs {', '.join(missing)}: pip install -r requirements-export.txt")
+        raise UserError(f"--format {export_format} needs {', '.join(missing)}: pip install -r {INSTALL[export_format]}")
     path = pathlib.Path(folder)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f"--export {folder} already exists and is not an empty folder; choose a new one")
@@ -59,11 +67,15 @@ def export_run(run_dir, folder, export_format):
     target = pathlib.Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    rebuild = {}
     try:
-        with warnings.catch_warnings():  # tf2onnx's deprecation notices about numpy
-            warnings.simplefilter("ignore")
-            model.export(str(staging / artifact), format=keras_format, verbose=False)
-        exported = _run_exported(staging / artifact, export_format, images)
+        if export_format == "timm":
+            exported, expected, rebuild = _export_timm(model, staging / artifact, images, expected)
+        else:
+            with warnings.catch_warnings():  # tf2onnx's deprecation notices about numpy
+                warnings.simplefilter("ignore")
+                model.export(str(staging / artifact), format=keras_format, verbose=False)
+            exported = _run_exported(staging / artifact, export_format, images)
         difference = float(np.abs(exported - expected).max())
         if not difference <= TOLERANCE * max(1.0, float(np.abs(expected).max())):
             raise UserError(f"the exported model's logits differ from model.keras's by {difference:.3g}; "
@@ -77,6 +89,7 @@ def export_run(run_dir, folder, export_format):
                        "meaning": "logits; softmax gives class probabilities"},
             "class_names": config["class_names"],
             "check": {"images": CHECK_IMAGES, "max_abs_logit_difference": difference},
+            **rebuild,
             "versions": {**library_versions(), **_exporter_versions(export_format)},
         }
         write_json(staging / "export.json", summary)
@@ -99,6 +112,41 @@ def _run_exported(path, export_format, images):
 
     loaded = tf.saved_model.load(str(path))  # held: its functions need its variables alive
     return loaded.serve(images).numpy()
+
+
+def _export_timm(model, path, images, expected):
+    """Writes the timm state dict; returns (timm's logits, ours to compare them with, export.json's "timm")."""
+    import keras
+
+    from harness.timm_import import import_timm
+    from model_parts.safetensors_file import write_safetensors
+    from vit_tf.checkpoint import CheckpointError
+    from vit_tf.timm_weights import timm_arguments, timm_state_dict
+
+    try:
+        kind, arguments = timm_arguments(model)
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
+    state = timm_state_dict(model)
+    write_safetensors(path, state, {"format": "pt", "num_heads": arguments["num_heads"]})
+    timm = import_timm()
+    import torch
+    from safetensors.torch import load_file
+
+    module, name = kind.rsplit(".", 1)
+    rebuilt = getattr(__import__(module, fromlist=[name]), name)(**arguments).eval()
+    rebuilt.load_state_dict(load_file(path))
+    with torch.no_grad():
+        exported = rebuilt(torch.from_numpy(images / 127.5 - 1).permute(0, 3, 1, 2)).numpy()
+    heads = [model.get_layer(name).output for name in ("head", "head_distillation")
+             if name in {layer.name for layer in model.layers}]
+    # a distilled model: timm averages the two heads' logits, ours their softmax (DeiT's paper); compare the heads
+    if len(heads) > 1:
+        expected = np.mean([keras.ops.convert_to_numpy(logits) for logits in keras.Model(model.input, heads)(images)],
+                           axis=0)
+    pixels = "RGB / 127.5 - 1, i.e. timm's mean 0.5, std 0.5, channels first (N, 3, H, W)"
+    return exported, expected, {"timm": {"class": kind, "arguments": arguments, "version": timm.__version__,
+                                         "input": pixels}}
 
 
 def _exporter_versions(export_format):

@@ -14,6 +14,7 @@ from harness import backend
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training.recipes import RECIPES
+from vit_tf.weight_sources import uses_exact_gelu
 
 DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
@@ -33,6 +34,7 @@ AUGMENTATIONS = ("crop_flip", "randaugment", "none")  # per image, inside the tr
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
 DISTILLATIONS = ("hard", "soft")
+GELUS = ("tanh", "exact")  # the ViT MLP's GELU: the authors' tanh approximation, or the erf form of timm's weights
 DISTILLATION_DEFAULTS = {"hard": dict(distillation_alpha=0.5, distillation_temperature=1.0),
                          "soft": dict(distillation_alpha=0.1, distillation_temperature=3.0)}
 JIT_COMPILE = ("auto", "on", "off")
@@ -58,7 +60,8 @@ class TrainConfig:
     num_layers: Optional[int] = None
     num_heads: Optional[int] = None
     mlp_dim: Optional[int] = None
-    pretrained: Optional[str] = None  # a released checkpoint (.npz) to start from: ViT, R50+ViT or BiT
+    pretrained: Optional[str] = None  # a checkpoint to start from: the authors' .npz (ViT, R50+ViT, BiT) or timm's
+    gelu: Optional[str] = None  # ViT and hybrid: "tanh" or "exact"; None: exact for a timm --pretrained, else tanh
     freeze_backbone: bool = False  # train the head only (feature extraction); needs `pretrained`
     teacher: Optional[str] = None  # a finished run whose model teaches the ViT's distillation token (DeiT)
     distillation: Optional[str] = None  # "hard" (DeiT's default) or "soft"; with a teacher
@@ -108,6 +111,8 @@ class TrainConfig:
             layers.pop("warmup_steps", None)
         if not by_time:
             layers.pop("time_budget", None)
+        if MODEL_FAMILIES[self.model].transformer:  # timm's and keras-hub's weights were trained with the exact GELU
+            layers["gelu"] = "exact" if self.pretrained and uses_exact_gelu(self.pretrained) else "tanh"
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
         if self.warmup_epochs is None and "warmup_epochs" not in budget and not (by_steps or by_time):
             epochs = self.epochs if self.epochs is not None else filled["epochs"]
@@ -149,7 +154,8 @@ def model_overrides(config):
     if not MODEL_FAMILIES[config.model].transformer:
         return {}
     columns = {name: getattr(config, name) for name in VIT_ARCHITECTURE if getattr(config, name) is not None}
-    return {**columns, "drop_path_rate": config.drop_path_rate, **({"distillation": True} if config.teacher else {})}
+    return {**columns, "drop_path_rate": config.drop_path_rate, "approximate_gelu": config.gelu != "exact",
+            **({"distillation": True} if config.teacher else {})}
 
 
 def check_data_on_device(setting, devices="1"):
@@ -203,7 +209,8 @@ def _check_combinations(config, pretrained_file_needed):
     if config.pretrained is not None and pretrained_file_needed:
         if pathlib.Path(config.pretrained).is_dir():
             raise UserError(f"--pretrained {config.pretrained} is a folder; give the checkpoint file itself (a "
-                            "released .npz such as ViT-B_16.npz; docs/pretrained.md)")
+                            "released .npz such as ViT-B_16.npz, timm's model.safetensors or a keras-hub preset's "
+                            "model.weights.h5; docs/pretrained.md)")
         if not pathlib.Path(config.pretrained).is_file():
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
                             "checkpoint (docs/pretrained.md)")
@@ -229,7 +236,8 @@ def _check_family(config, family):
     """What the model family accepts: the CNN has no ViT columns, and loads only BiT's released files."""
     if family.transformer:
         return
-    given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate") if getattr(config, name)]
+    given = [f"--{name.replace('_', '-')}" for name in (*VIT_ARCHITECTURE, "drop_path_rate", "gelu")
+             if getattr(config, name)]
     if given:
         raise UserError(f"{', '.join(given)} {'is a ViT option' if len(given) == 1 else 'are ViT options'}; "
                         "the CNN's size is chosen with --preset")
@@ -248,6 +256,8 @@ def _check_values(config):
         if not (isinstance(config.distillation_temperature, (int, float)) and config.distillation_temperature > 0):
             raise UserError(f"distillation_temperature is {config.distillation_temperature!r}; it must be above 0")
     check_data_on_device(config.data_on_device, config.devices)
+    if config.gelu not in (*GELUS, None):
+        raise UserError(f"gelu is {config.gelu!r}; choose one of {', '.join(GELUS)}")
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:
