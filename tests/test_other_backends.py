@@ -9,18 +9,18 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# The model and layer numerics, learning, checkpoints and the mixed-precision and on-device paths: what differs
-# between backends. Not repeated: the trainer's own logic (plain Python, the same on every backend); the
-# command-line runs, mixed precision's included (tests/test_backend_start.py and tests/test_gpu_campaign.py train,
-# evaluate and report on JAX and PyTorch; each backend's mixed-bfloat16 training step learns here); the hybrid and
-# BiT learning runs (their layers are checked against numpy here, and the ViT and the CNN learn here); the
+# The model and layer numerics, checkpoints and the mixed-precision and on-device paths: what differs between
+# backends. Not repeated: the trainer's own logic (plain Python, the same on every backend); the command-line
+# runs, mixed precision's included (tests/test_backend_start.py and tests/test_gpu_campaign.py train, evaluate and
+# report on JAX and PyTorch); tests/test_learning.py's float32 runs (each backend's whole training step learns
+# here, in test_fast_path's mixed-bfloat16 test of the ViT and the CNN, and its layers match numpy); the
 # presets' parameter counts and token counts (shapes alone, the same on every backend; the paper sizes are the
 # costliest builds); of the CIFAR presets, the test and mini sizes predict (the same layers at every size).
-BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_learning.py",
-                 "tests/test_checkpoint.py", "tests/test_distillation.py", "tests/test_bit_hybrid.py",
-                 "tests/test_checkpoint_resnets.py", "tests/test_fast_path.py"]
-NOT_REPEATED = ("not (test_model_learns_the_sample and (hybrid or bit)) and not test_a_mixed_precision_run "
-                "and not parameter_count and not counted_parameters and not r50_vit_b16 "
+BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_checkpoint.py",
+                 "tests/test_distillation.py", "tests/test_bit_hybrid.py", "tests/test_checkpoint_resnets.py",
+                 "tests/test_fast_path.py"]
+NOT_REPEATED = ("not test_a_mixed_precision_run and not parameter_count and not counted_parameters "
+                "and not classic_size and not r50_vit_b16 "
                 "and not (test_cifar_presets_build_and_predict_float32_logits and (tiny or small))")
 
 
