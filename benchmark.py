@@ -21,7 +21,14 @@ from harness import backend
 from harness.benchmarking.variants import NAN_GUARDS, PEER_KINDS, missing_peer, parse_variant, peer_backend
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
-from harness.training.config import DATA_ON_DEVICE, JIT_COMPILE, MIXINGS, PRECISIONS, check_data_on_device
+from harness.training.config import (
+    AUGMENTATIONS,
+    DATA_ON_DEVICE,
+    JIT_COMPILE,
+    MIXINGS,
+    PRECISIONS,
+    check_data_on_device,
+)
 from harness.training.run_dir import check_writable, open_finished_run
 
 OURS = ("vit", "hybrid", "cnn")  # the rest: the baseline and the peers, measured on one device
@@ -81,7 +88,7 @@ def measure_row(variant, count, settings, args, index, rounds):
           f"{f' (round {index + 1} of {rounds})' if rounds > 1 else ''} ...", flush=True)
     row_settings = {"variant": variant, **settings, "precision": args.precision, "jit_compile": args.jit_compile,
                     "devices": str(count), "mixing": args.mixing, "data_on_device": args.data_on_device,
-                    "nan_guard": args.nan_guard}
+                    "nan_guard": args.nan_guard, "augmentation": args.augmentation}
     backend_name = peer_backend(variant.partition(":")[0])
     with tempfile.TemporaryDirectory() as scratch:
         out = pathlib.Path(scratch) / "row.json"
@@ -151,6 +158,9 @@ def build_parser():
     parser.add_argument("--mixing", choices=MIXINGS, default="none",
                         help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) "
                         "(default: none)")
+    parser.add_argument("--augmentation", choices=AUGMENTATIONS, default="crop_flip",
+                        help="ours, as train.py: in the model (default: crop_flip); none times ours as the --peers are "
+                        "timed, without augmentation")
     parser.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
                         help="as train.py: JAX batches made on the accelerator (on) or sent from host memory (off) "
                         "(default: auto)")
@@ -219,7 +229,8 @@ def main(argv=None):
         for name, share in efficiency.items():
             print(f"{name} on {args.devices} devices: scaling efficiency {share:.0%} (img/s on {args.devices} "
                   f"devices / ({args.devices} x img/s on one), the same global batch)")
-        result.update(settings={**settings, "devices": args.devices, "rounds": args.rounds}, results=rows,
+        result.update(settings={**settings, "devices": args.devices, "rounds": args.rounds,
+                                "augmentation": args.augmentation}, results=rows,
                       speedup_over_baseline=speedups, speedup_over_peers=peers, scaling_efficiency=efficiency)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -5,8 +5,9 @@ import importlib.util
 import json
 import os
 
+import keras
 import pytest
-from entry_points import run
+from entry_points import REPO, run
 
 
 def run_benchmark(*arguments, env=None):
@@ -62,12 +63,29 @@ def test_the_fast_path_switches_reach_the_measurement(tmp_path, jax_without_tens
     NaN guard that waits for every step; each row says what it measured."""
     out = tmp_path / "bench.json"
     result = run_benchmark("--model", "vit:vit_test", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
-                           "--mixing", "cutmix", "--data-on-device", "on", "--nan-guard", "sync", "--out", out,
-                           env=jax_without_tensorflow)
+                           "--mixing", "cutmix", "--data-on-device", "on", "--nan-guard", "sync", "--augmentation",
+                           "none", "--out", out, env=jax_without_tensorflow)
     assert result.returncode == 0, result.stderr
-    (row,) = json.loads(out.read_text())["results"]
-    assert (row["mixing"], row["nan_guard"]) == ("cutmix", "sync")
-    assert row["input_pipeline"] == "on the device; augmentation in the model"
+    report = json.loads(out.read_text())
+    (row,) = report["results"]
+    assert (row["mixing"], row["nan_guard"], report["settings"]["augmentation"]) == ("cutmix", "sync", "none")
+    assert row["input_pipeline"] == "on the device; no augmentation"  # as the peers are timed
+
+
+def test_the_profile_of_a_step_names_every_part(monkeypatch, capsys):
+    """tools/profile_step.py (docs/benchmarking.md, "Where the time goes"), here on the test size."""
+    import runpy
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the profile times TensorFlow functions")
+    monkeypatch.setattr("sys.argv", ["profile_step.py", "--preset", "vit_test", "--batch-size", "4"])
+    runpy.run_path(str(REPO / "tools" / "profile_step.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("vit_test, batch 4, TensorFlow ")
+    timed = {line[:40].strip(): float(line[40:]) for line in lines[1:]}
+    assert list(timed) == ["whole training step", "forward", "forward + backward", "AdamW update",
+                           "one encoder block, fwd + bwd (x2)", "attention", "MLP (with GELU)", "one LayerNorm (x2)"]
+    assert all(milliseconds > 0 for milliseconds in timed.values())
 
 
 def test_rounds_give_the_median_and_the_range_and_a_missing_peer_is_one_line(monkeypatch):

@@ -24,9 +24,9 @@ class SynchronousNaNGuard(NonFiniteLossGuard):
 
 
 def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10, devices="1",
-                mixing="none", data_on_device="auto", nan_guard="async"):
+                mixing="none", data_on_device="auto", nan_guard="async", augmentation="crop_flip"):
     """One row of the benchmark table, measured in this process: ours as train.py trains it (its NaN guard,
-    in-model augmentation, `mixing` in the input pipeline, batches from the host or made on the device) on
+    in-model `augmentation`, `mixing` in the input pipeline, batches from the host or made on the device) on
     `devices` data-parallel devices; `nan_guard` "sync" times the guard that waits for every step."""
     family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
     image_size = family.resolve_config(preset)["image_size"]
@@ -37,7 +37,8 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
                              steps, inputs.pipeline_name(on_device=False))
 
     config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
-                         jit_compile=jit_compile, mixing=mixing).with_recipe_defaults(family.default_preset)
+                         jit_compile=jit_compile, mixing=mixing, augmentation=augmentation
+                         ).with_recipe_defaults(family.default_preset)
     resolved_precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(resolved_precision)
     placement = resolve_placement(devices, batch_size, batch_size)
@@ -50,7 +51,8 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
                                        mixing_alpha=config.mixing_alpha, deterministic=False, on_device=on_device)
         measurement = measure(f"{kind}:{preset}", model, trainee, data, eval_split, num_classes, batch_size,
                               resolved_precision, warmup_steps, steps,
-                              f"{inputs.pipeline_name(on_device)}; augmentation in the model",
+                              f"{inputs.pipeline_name(on_device)}; "
+                              + ("no augmentation" if augmentation == "none" else f"{augmentation} in the model"),
                               family.flops_per_image(model), placement.count, callbacks=[guard])
     if guard.failure:
         raise UserError(f"the loss became {guard.failure[2]} while measuring {kind}:{preset}; the timing would "
