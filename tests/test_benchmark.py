@@ -148,6 +148,6 @@ def test_devices_measures_one_and_n_devices_and_the_scaling_efficiency(tmp_path,
     report = json.loads(out.read_text())
     one, two = report["results"]
     assert (one["name"], one["devices"], two["name"], two["devices"]) == ("vit:vit_test", 1, "vit:vit_test", 2)
-    assert report["scaling_efficiency"]["vit:vit_test"] == pytest.approx(
-        two["train_images_per_second"] / (2 * one["train_images_per_second"]), rel=0.01)
+    assert report["scaling_efficiency"]["vit:vit_test"] == pytest.approx(  # kept to 3 decimals
+        two["train_images_per_second"] / (2 * one["train_images_per_second"]), abs=5e-4)
     assert "on 2 devices: scaling efficiency" in result.stdout

@@ -23,7 +23,6 @@ Hybrids add their ResNet stem under the authors' Flax names (`vit_jax/models_res
 """
 
 import math
-import pathlib
 import re
 
 import numpy as np
@@ -43,7 +42,7 @@ from vit_tf.layers import EncoderBlock
 from vit_tf.model import prefix_tokens
 from vit_tf.presets import PRESETS
 from vit_tf.timm_weights import heads_of, read_state_dict, released_from_timm
-from vit_tf.weight_sources import source_of, uses_exact_gelu
+from vit_tf.weight_sources import checkpoint_file, source_of, uses_exact_gelu
 
 # (pre-Linen name, Linen name) of each module inside an encoder block.
 BLOCK_MODULES = {
@@ -131,6 +130,7 @@ def check_compatible(path, architecture):
 def checked_arrays(path, architecture, classifier):
     """(the file's arrays under their released names, notes on the conversion), once its architecture and
     read-out match the model's."""
+    path = checkpoint_file(path)
     source = source_of(path)
     if uses_exact_gelu(path) and architecture.get("approximate_gelu", True):
         raise CheckpointError(f"{path} is a {source} ViT, which uses exact GELU; build the model with "
@@ -214,7 +214,7 @@ def load_pretrained(model, path, keep_head=False):
     dropped and the model's head is set to zero, as the paper fine-tunes, unless `keep_head` (same
     number of classes; `pre_logits` is loaded when the model has that layer).
     """
-    path = pathlib.Path(path)
+    path = checkpoint_file(path)
     architecture = model_architecture(model)
     arrays, notes = checked_arrays(path, architecture, model.get_layer("pooling").mode)
     has_class_token = model.get_layer("pooling").mode == "token"

@@ -12,9 +12,21 @@ def source_of(path):
     name = pathlib.Path(path).name
     if name.endswith(TIMM_SUFFIXES):
         return "timm"
-    if name.endswith(".h5"):
+    if name.endswith(".h5") or is_keras_hub_preset(path):
         return "keras-hub"
     return "authors"
+
+
+def is_keras_hub_preset(path):
+    """A keras-hub preset folder (`backbone.save_to_preset(folder)`): its config.json and model.weights.h5."""
+    path = pathlib.Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.weights.h5").is_file()
+
+
+def checkpoint_file(path):
+    """The file to read: a keras-hub preset folder's model.weights.h5, else `path` itself."""
+    path = pathlib.Path(path)
+    return path / "model.weights.h5" if is_keras_hub_preset(path) else path
 
 
 def uses_exact_gelu(path):

@@ -14,7 +14,7 @@ from harness import backend
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 from harness.training.recipes import RECIPES
-from vit_tf.weight_sources import uses_exact_gelu
+from vit_tf.weight_sources import is_keras_hub_preset, uses_exact_gelu
 
 DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
@@ -205,13 +205,13 @@ def _check_combinations(config, pretrained_file_needed):
         raise UserError(f"the {config.recipe} recipe is not for the {config.model} "
                         f"({RECIPES[config.recipe]['budget']})")
     if config.recipe == "finetune" and not config.pretrained:
-        raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE.npz")
+        raise UserError("--recipe finetune fine-tunes a released checkpoint; add --pretrained FILE")
     if config.pretrained is not None and pretrained_file_needed:
-        if pathlib.Path(config.pretrained).is_dir():
+        if pathlib.Path(config.pretrained).is_dir() and not is_keras_hub_preset(config.pretrained):
             raise UserError(f"--pretrained {config.pretrained} is a folder; give the checkpoint file itself (a "
-                            "released .npz such as ViT-B_16.npz, timm's model.safetensors or a keras-hub preset's "
-                            "model.weights.h5; docs/pretrained.md)")
-        if not pathlib.Path(config.pretrained).is_file():
+                            "released .npz such as ViT-B_16.npz or timm's model.safetensors), or a keras-hub preset "
+                            "folder (config.json and model.weights.h5; docs/pretrained.md)")
+        if not pathlib.Path(config.pretrained).is_file() and not is_keras_hub_preset(config.pretrained):
             raise UserError(f"--pretrained {config.pretrained} does not exist; give the path of a released .npz "
                             "checkpoint (docs/pretrained.md)")
     if config.train_size is not None and config.train_fraction is not None:
