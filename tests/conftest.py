@@ -89,8 +89,8 @@ END_TO_END = {"test_cli", "test_user_errors", "test_reliability", "test_data_par
               "test_benchmark", "test_run_lock"}
 OTHER_BACKENDS = {"test_other_backends"}  # re-runs the model tests on JAX and PyTorch
 # The files that take longest (minutes): the parallel workers start them first, so none runs alone at the end.
-LONGEST_FIRST = ("test_other_backends", "test_gpu_campaign", "test_native_crash", "test_data_parallel",
-                 "test_scaling", "test_reliability", "test_visualize")
+LONGEST_FIRST = ("test_data_parallel", "test_other_backends", "test_benchmark", "test_reliability", "test_fast_path",
+                 "test_scaling", "test_gpu_campaign", "test_visualize", "test_pretrained")
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -27,7 +27,7 @@ def sample():
     [
         (lambda: vit_tf.build_vit("vit_test", hidden_dim=64, mlp_dim=128, num_heads=4), 3),
         (lambda: cnn_baseline.build_cnn("resnet_test"), 4),
-        (lambda: vit_tf.build_vit("hybrid_test", hidden_dim=64, mlp_dim=128, num_heads=4), 6),
+        (lambda: vit_tf.build_vit("hybrid_test", hidden_dim=64, mlp_dim=128, num_heads=4), 4),
         (lambda: cnn_baseline.build_cnn("bit_test"), 4),
     ],
     ids=["vit", "cnn", "hybrid", "bit"],

@@ -227,5 +227,6 @@ def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, t
     assert last.startswith(f"{cause} in epoch ") and " saved (of 12) in " in last, stderr[-2000:]
     assert last.endswith(f"continue with: python train.py --resume {run_dir}")
     assert "Traceback" not in stderr
-    resumed = run_train("--resume", run_dir)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    if signal_number == signal.SIGTERM:  # the command it names works (once: both stop through one handler)
+        resumed = run_train("--resume", run_dir)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
