@@ -75,6 +75,17 @@ def timm_logits(model, pixels, heads=False):
     return [tensor.numpy() for tensor in output] if heads else output.numpy()
 
 
+def assert_same_logits(ours, theirs, distilled=False):
+    """Ours and timm's on the same images; a distilled model's two heads each (the fused outputs differ by
+    design: ours averages the heads' softmax, timm their logits)."""
+    pixels = images()
+    if distilled:
+        for mine, timms in zip(our_heads(ours, pixels), timm_logits(theirs, pixels, heads=True), strict=True):
+            np.testing.assert_allclose(mine, timms, atol=TOLERANCE)
+    else:
+        np.testing.assert_allclose(numpy_of(ours(pixels)), timm_logits(theirs, pixels), atol=TOLERANCE)
+
+
 def our_heads(model, pixels):
     heads = [model.get_layer(name).output for name in ("head", "head_distillation")]
     return [numpy_of(logits) for logits in keras.Model(model.input, heads)(pixels)]
@@ -88,12 +99,7 @@ def test_a_timm_file_loads_with_timms_logits(tmp_path, variant):
     report = vit_tf.load_pretrained(ours, save_as_timm(theirs, tmp_path / "model.safetensors"), keep_head=True)
     assert report.loaded_keys == len(ours.weights) and not report.dropped  # each of ours set once
     assert any("converted from timm's layout; 3 attention heads" in line for line in report.describe())
-    pixels = images()
-    if variant == "distilled":
-        for mine, timms in zip(our_heads(ours, pixels), timm_logits(theirs, pixels, heads=True), strict=True):
-            np.testing.assert_allclose(mine, timms, atol=TOLERANCE)
-    else:
-        np.testing.assert_allclose(numpy_of(ours(pixels)), timm_logits(theirs, pixels), atol=TOLERANCE)
+    assert_same_logits(ours, theirs, distilled=variant == "distilled")
 
 
 def test_an_older_timm_file_with_a_pre_logits_layer_loads_it(tmp_path):
@@ -144,12 +150,7 @@ def test_ours_exports_to_a_file_timm_loads_and_back_exactly(tmp_path, variant):
     write_safetensors(tmp_path / "model.safetensors", timm_state_dict(ours), {"num_heads": rebuild["num_heads"]})
     theirs = kind(**rebuild).eval()
     theirs.load_state_dict(safetensors_torch.load_file(tmp_path / "model.safetensors"))  # strict: every key
-    pixels = images()
-    if variant == "distilled":
-        for mine, timms in zip(our_heads(ours, pixels), timm_logits(theirs, pixels, heads=True), strict=True):
-            np.testing.assert_allclose(mine, timms, atol=TOLERANCE)
-    else:
-        np.testing.assert_allclose(numpy_of(ours(pixels)), timm_logits(theirs, pixels), atol=TOLERANCE)
+    assert_same_logits(ours, theirs, distilled=variant == "distilled")
     again = ours_for(arguments, ours_arguments)
     report = vit_tf.load_pretrained(again, tmp_path / "model.safetensors", keep_head=True)
     assert any("from the file's metadata" in line for line in report.describe())
