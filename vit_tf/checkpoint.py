@@ -206,8 +206,8 @@ def stem_assignments(model):
 
 
 def load_pretrained(model, path, keep_head=False):
-    """Loads a released ViT or hybrid checkpoint, or a timm ViT or DeiT, into a `build_vit` model; returns a
-    LoadReport.
+    """Loads a released ViT or hybrid checkpoint, a timm ViT or DeiT, or a keras-hub ViTBackbone preset into a
+    `build_vit` model; returns a LoadReport.
 
     The architecture must match (a CheckpointError names the preset that would). Position embeddings
     are interpolated when the image size differs. The pre-training head (`pre_logits`, `head`) is
