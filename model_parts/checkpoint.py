@@ -74,6 +74,12 @@ def read_npz(path):
         raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
 
 
+def first_line(error):
+    """An exception's message cut to one line (a library's may run to many), or its type's name if it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def strip_prefix(arrays, prefix):
     """The arrays with `prefix` removed from their keys, if every key starts with it."""
     if arrays and all(key.startswith(prefix) for key in arrays):

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from model_parts.checkpoint import CheckpointError
+from model_parts.checkpoint import CheckpointError, first_line
 
 BLOCK = re.compile(r"vit_encoder/transformer_block_(\d+)/(.+)")
 BLOCK_NAMES = {"ln_1/gamma": "LayerNorm_0/scale", "ln_1/beta": "LayerNorm_0/bias",
@@ -56,8 +56,8 @@ def read_backbone(path):
     try:
         backbone.load_weights(str(path))
     except Exception as error:  # noqa: BLE001  (h5py and Keras raise many types for a damaged file)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} does not load into the ViTBackbone of its config.json ({first})") from None
+        raise CheckpointError(f"{path} does not load into the ViTBackbone of its config.json "
+                              f"({first_line(error)})") from None
     weights = {variable.path: np.asarray(variable.numpy()) for variable in backbone.weights}
     return weights, config["config"]
 

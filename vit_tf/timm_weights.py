@@ -16,7 +16,7 @@ import pathlib
 
 import numpy as np
 
-from model_parts.checkpoint import CheckpointError
+from model_parts.checkpoint import CheckpointError, first_line
 from model_parts.safetensors_file import read_safetensors
 
 TIMM_HEADS = {"tiny": 3, "small": 6, "base": 12, "large": 16, "huge": 16}  # timm's ViT and DeiT sizes
@@ -57,9 +57,8 @@ def _read_torch(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # refuses pickled code
     except Exception as error:  # noqa: BLE001  (torch raises many types for a bad or unsafe file)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} is not a PyTorch state dict that loads without running code ({first})") \
-            from None
+        raise CheckpointError(f"{path} is not a PyTorch state dict that loads without running code "
+                              f"({first_line(error)})") from None
     state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(hasattr(value, "numpy") for value in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")

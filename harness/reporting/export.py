@@ -6,6 +6,7 @@ SavedModel and ONNX go through TensorFlow (ONNX through tf2onnx), so they need t
 needs timm and PyTorch. The .keras file itself is the same on every backend.
 """
 
+import importlib
 import importlib.util
 import os
 import pathlib
@@ -134,7 +135,7 @@ def _export_timm(model, path, images, expected):
     from safetensors.torch import load_file
 
     module, name = kind.rsplit(".", 1)
-    rebuilt = getattr(__import__(module, fromlist=[name]), name)(**arguments).eval()
+    rebuilt = getattr(importlib.import_module(module), name)(**arguments).eval()
     rebuilt.load_state_dict(load_file(path))
     with torch.no_grad():
         exported = rebuilt(torch.from_numpy(images / 127.5 - 1).permute(0, 3, 1, 2)).numpy()
