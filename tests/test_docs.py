@@ -7,9 +7,10 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "results" / "README.md"]
-# Options of other programs that the pages show in commands: pip, pytest, tensorboard, srun, tar, git.
+# Options of other programs that the pages show in commands: pip, uv, pytest, tensorboard, srun, tar, git.
 OTHER_PROGRAMS = {"--index-url", "--no-index", "--no-deps", "--target", "--logdir", "--help", "--ntasks-per-node",
-                  "--nodes", "--gres", "--depth", "--branch", "--upgrade", "--quiet", "--extra-index-url", "--pdb"}
+                  "--nodes", "--gres", "--depth", "--branch", "--upgrade", "--quiet", "--extra-index-url", "--pdb",
+                  "--python", "--compile-bytecode"}
 
 
 def our_options():
