@@ -18,7 +18,7 @@ import tempfile
 
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
-from harness.benchmarking.variants import NAN_GUARDS, PEER_KINDS, missing_peer, parse_variant, peer_backend
+from harness.benchmarking.variants import NAN_GUARDS, PEER_KINDS, parse_variant, peer_backend, peer_rows
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
 from harness.training.config import (
@@ -63,11 +63,10 @@ def speed_rows(args):
     vit_presets = [text.partition(":")[2] for text in variants if text.partition(":")[0] == "vit"]
     if args.side_by_side or args.quick:
         variants += ["baseline:" + preset for preset in vit_presets]
-    for kind in PEER_KINDS if args.peers == [] else args.peers or []:
-        if skipped := missing_peer(kind):
-            print(skipped, flush=True)
-        else:
-            variants += [f"{kind}:{preset}" for preset in vit_presets]
+    peers, skipped = peer_rows(PEER_KINDS if args.peers == [] else args.peers or [], variants)
+    for line in skipped:
+        print(line, flush=True)
+    variants += peers
     # With --devices N, each of our models once on one device and once on N, for the scaling efficiency.
     measurements = [(variant, count) for variant in variants
                     for count in ([1] if args.devices == 1 or variant.partition(":")[0] not in OURS
@@ -111,8 +110,8 @@ def median_of_rounds(rounds):
 def comparisons(rows, devices):
     """ours ÷ the baseline and ours ÷ each peer (train img/s, one device, the same preset), and the scaling
     efficiency over `devices`: img/s on N devices / (N x img/s on one), 1.0 being perfect scaling."""
-    ours = {row["name"].partition(":")[2]: row for row in rows
-            if row["name"].startswith("vit:") and row["devices"] == 1}
+    ours = {row["name"].partition(":")[2]: row for row in rows  # (vit and cnn presets have different names)
+            if row["name"].startswith(("vit:", "cnn:")) and row["devices"] == 1}
     speedups, peers, efficiency = {}, {}, {}
     for row in rows:
         kind, _, preset = row["name"].partition(":")
@@ -144,7 +143,7 @@ def build_parser():
                         help="also time the straightforward Keras ViT (stock MultiHeadAttention, float32, no XLA, "
                         "tf.data augmentation) of each vit preset")
     parser.add_argument("--peers", nargs="*", choices=PEER_KINDS, metavar="PEER",
-                        help="also time what a student would use instead, at the size of each vit preset: "
+                        help="also time what a student would use instead, at the size of each vit and cnn preset: "
                         f"{', '.join(PEER_KINDS)} (default: all; pip install -r requirements-peers.txt)")
     parser.add_argument("--rounds", type=positive(int, 20), default=1,
                         help="measure every row this many times, interleaved, and print the median and the range "
@@ -188,9 +187,9 @@ def main(argv=None):
     for run in args.runs or []:  # checked before anything slow starts
         open_finished_run(run)
     kinds = [parse_variant(variant)[0] for variant in args.model or []]
-    if args.peers is not None and args.model and "vit" not in kinds:
-        raise UserError("--peers times keras-hub's and timm's ViTs at the size of each vit:PRESET measured; "
-                        "add one, e.g. --model vit:vit_cifar_tiny")
+    if args.peers is not None and args.model and not {"vit", "cnn"} & set(kinds):
+        raise UserError("--peers times keras-hub's and timm's ViTs at the size of each vit:PRESET measured and "
+                        "timm's ResNet at each cnn:PRESET; add one, e.g. --model vit:vit_cifar_tiny")
     check_data_on_device(args.data_on_device, str(args.devices))
 
     result = {}

@@ -9,6 +9,8 @@ import keras
 import pytest
 from entry_points import REPO, run
 
+from harness.errors import UserError
+
 
 def run_benchmark(*arguments, env=None):
     return run("benchmark.py", *arguments, env=env)
@@ -24,16 +26,19 @@ def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     names = [row["name"] for row in report["results"]]
-    assert names == ["vit:vit_test", "cnn:resnet_test", "baseline:vit_test", "keras-hub:vit_test", "timm:vit_test"]
-    ours, cnn, baseline, keras_hub, timm = report["results"]
-    for peer, name in ((keras_hub, "keras-hub"), (timm, "timm")):  # the same architecture as ours
-        assert peer["params"] == ours["params"] and peer["train_images_per_second"] > 0, peer
-        assert peer["forward_gflops_per_image"] == ours["forward_gflops_per_image"]
-        assert report["speedup_over_peers"]["vit:vit_test"][name] == {
-            "train_ratio": pytest.approx(ours["train_images_per_second"] / peer["train_images_per_second"], abs=0.01),
-            "eval_ratio": pytest.approx(ours["eval_images_per_second"] / peer["eval_images_per_second"], abs=0.01),
+    assert names == ["vit:vit_test", "cnn:resnet_test", "baseline:vit_test", "keras-hub:vit_test", "timm:vit_test",
+                     "timm:resnet_test"]
+    ours, cnn, baseline, keras_hub, timm, timm_resnet = report["results"]
+    # The same architectures as ours: timm's ResNet-v2 counts BatchNorm's moving statistics, as Keras does.
+    for mine, peer, name in ((ours, keras_hub, "keras-hub"), (ours, timm, "timm"), (cnn, timm_resnet, "timm")):
+        assert peer["params"] == mine["params"] and peer["train_images_per_second"] > 0, peer
+        assert peer["forward_gflops_per_image"] == mine["forward_gflops_per_image"]
+        assert report["speedup_over_peers"][mine["name"]][name] == {
+            "train_ratio": pytest.approx(mine["train_images_per_second"] / peer["train_images_per_second"], abs=0.01),
+            "eval_ratio": pytest.approx(mine["eval_images_per_second"] / peer["eval_images_per_second"], abs=0.01),
             "params_agree": True}
-        assert f"vit:vit_test ÷ {name}: " in result.stdout
+        assert f"{mine['name']} ÷ {name}: " in result.stdout
+    assert "skipping keras-hub:resnet_test: keras-hub's ResNetBackbone always starts with ImageNet's" in result.stdout
     assert timm["input_pipeline"] == "PyTorch eager; no augmentation" and keras_hub["jit_compile"] is False
     assert {"keras_hub", "timm", "torch", "tensorflow"} <= set(report["environment"]["versions"])
     assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
@@ -98,9 +103,18 @@ def test_rounds_give_the_median_and_the_range_and_a_missing_peer_is_one_line(mon
     assert (row["train_images_per_second"], row["eval_images_per_second"]) == (20.0, 60.0)
     assert row["train_range"] == [10.0, 30.0] and row["rounds"] == 3
     assert benchmark.median_of_rounds(rounds[:1])["train_range"] is None
+    assert variants.parse_variant("timm:resnet20") == ("timm", "resnet20")  # timm has ViTs and ResNets
+    with pytest.raises(UserError, match="unknown preset 'resnet20' in 'keras-hub:resnet20'"):
+        variants.parse_variant("keras-hub:resnet20")
+    with monkeypatch.context() as installed:
+        installed.setattr(variants, "missing_peer", lambda kind: None)
+        rows, skipped = variants.peer_rows(["keras-hub", "timm"], ["cnn", "vit:vit_test"])  # cnn: its default preset
+    assert rows == ["keras-hub:vit_test", "timm:resnet20", "timm:vit_test"] and len(skipped) == 1
+    assert skipped[0].startswith("skipping keras-hub:resnet20: keras-hub's ResNetBackbone")
     monkeypatch.setitem(variants.PEER_MODULES, "timm", "no_such_module_here")
     assert variants.missing_peer("timm") == ("skipping timm: no_such_module_here is not installed "
                                              "(pip install -r requirements-peers.txt)")
+    assert variants.peer_rows(["timm"], ["cnn", "vit:vit_test"]) == ([], [variants.missing_peer("timm")])
 
 
 def test_time_to_accuracy_reads_finished_runs(tmp_path):

@@ -34,7 +34,8 @@ def test_the_readme_results_table_is_rendered_from_results():
 def test_the_readme_speed_tables_are_rendered_from_results_speed():
     tool = results_tool()
     tables = tool.speed_tables()
-    assert readme_section(tool.SPEED_START, tool.SPEED_END) == tables.strip()
+    assert readme_section(tool.SPEED_START, tool.SPEED_END) == tool.speed_tables(tool.README_SPEED).strip()
+    assert "--augmentation none" in readme_section(tool.SPEED_START, tool.SPEED_END)
     assert (ROOT / "results" / "README.md").read_text().count(tables) == 1
     for path in sorted((ROOT / "results" / "speed").glob("*.json")):  # every row of every file is shown
         for row in json.loads(path.read_text())["results"]:

@@ -126,10 +126,13 @@ def results_table(runs):
     return "\n".join(lines)
 
 
-def speed_tables():
-    """The Markdown of every benchmark.py file in results/speed/: its command, machine and table."""
+README_SPEED = "*-no-augmentation.json"  # the README shows the like-for-like tables; results/README.md all of them
+
+
+def speed_tables(pattern="*.json"):
+    """The Markdown of the benchmark.py files in results/speed/ matching `pattern`: command, machine and table."""
     parts = []
-    for path in sorted((RESULTS / "speed").glob("*.json")):
+    for path in sorted((RESULTS / "speed").glob(pattern)):
         bench = json.loads(path.read_text())
         env, settings = bench["environment"], bench["settings"]
         versions = ", ".join(f"{name} {version}" for name, version in env["versions"].items())
@@ -181,7 +184,7 @@ def render(_args):
         "when present, is the GPU campaign's own record (tools/gpu_campaign.py).\n")
     readme = ROOT / "README.md"
     text = replace_between(readme.read_text(), README_START, README_END, table)
-    readme.write_text(replace_between(text, SPEED_START, SPEED_END, speed_tables()))
+    readme.write_text(replace_between(text, SPEED_START, SPEED_END, speed_tables(README_SPEED)))
     print(f"rendered {len(runs)} runs into results/README.md and README.md")
 
 

@@ -1,10 +1,11 @@
-"""What a student would train instead of our ViT, timed as its users run it (benchmark.py --peers).
+"""What a student would train instead of our ViT and ResNet, timed as its users run it (benchmark.py --peers).
 
 keras-hub's `ViTBackbone` with a head on the class token, on the Keras backend benchmark.py runs on,
-compiled by `fit` as its users leave it (jit_compile "auto"); timm's `VisionTransformer` in PyTorch with
-the training loop its users write, eagerly ("timm") or through `torch.compile` ("timm-compile"). Both
-get the dimensions of one of our ViT presets, AdamW, cross-entropy and the same random images as ours;
-benchmark.py measures each in a process of its own (a timm process starts Keras on PyTorch).
+compiled by `fit` as its users leave it (jit_compile "auto"); timm's `VisionTransformer`, or for a cnn
+preset timm's `ResNetV2` (pre-activation, as ours; BatchNorm with a 3x3 stem, as CIFAR users rebuild it, or
+BiT's), in PyTorch with the training loop its users write, eagerly ("timm") or through `torch.compile`
+("timm-compile"). Each gets the dimensions of one of our presets, AdamW, cross-entropy and the same random
+images as ours; benchmark.py measures each in a process of its own (a timm process starts Keras on PyTorch).
 """
 
 import time
@@ -13,18 +14,20 @@ import keras
 
 from harness.benchmarking.measure import Measurement, best_seconds
 from harness.benchmarking.synthetic import timing_splits
+from harness.models import MODEL_FAMILIES
 from harness.timm_import import import_timm
 from harness.training import inputs
-from vit_tf.presets import resolve_config
 
 
 def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_classes=10, **_ours_only):
-    architecture = resolve_config(preset)
+    family = "vit" if preset in MODEL_FAMILIES["vit"].presets else "cnn"
+    architecture = MODEL_FAMILIES[family].resolve_config(preset)
     split, eval_split = timing_splits(batch_size, warmup_steps, steps, architecture["image_size"], num_classes)
     if kind == "keras-hub":
         return _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps,
                           steps)
-    return _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size, warmup_steps, steps)
+    build = _timm_vit if family == "vit" else _timm_resnet
+    return _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, warmup_steps, steps)
 
 
 def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps, steps):
@@ -50,20 +53,45 @@ def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size,
                    warmup_steps, steps, f"{inputs.pipeline_name(on_device=False)}; no augmentation", flops=None)
 
 
-def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size, warmup_steps, steps):
-    import resource
+def _timm_vit(architecture, num_classes):
+    return import_timm().models.vision_transformer.VisionTransformer(
+        img_size=architecture["image_size"], patch_size=architecture["patch_size"], num_classes=num_classes,
+        embed_dim=architecture["hidden_dim"], depth=architecture["num_layers"], num_heads=architecture["num_heads"],
+        mlp_ratio=architecture["mlp_dim"] / architecture["hidden_dim"], global_pool="token")
+
+
+def _timm_resnet(architecture, num_classes):
+    """timm's ResNet-v2 with our preset's stages: BiT's as timm has it, or the BatchNorm basic-block one with
+    ImageNet's 7x7/2 stem and max-pool replaced by one 3x3 convolution, as CIFAR users of timm do."""
+    from functools import partial
 
     import torch
 
     timm = import_timm()
+    layers = list(architecture["blocks_per_stage"])
+    if architecture["architecture"] == "bit":
+        root = architecture["root_width"]
+        return timm.models.resnetv2.ResNetV2(
+            layers=layers, channels=tuple(4 * root * 2**stage for stage in range(len(layers))), stem_chs=root,
+            stem_type="fixed", conv_layer=partial(timm.layers.StdConv2d, eps=1e-8),
+            norm_layer=partial(timm.layers.GroupNormAct, num_groups=32), num_classes=num_classes)
+    model = timm.models.resnetv2.ResNetV2(
+        layers=layers, channels=tuple(architecture["stage_widths"]), stem_chs=architecture["stem_width"], basic=True,
+        bottle_ratio=1.0, conv_layer=timm.layers.create_conv2d, norm_layer=timm.layers.BatchNormAct2d,
+        num_classes=num_classes)
+    model.stem = torch.nn.Sequential(torch.nn.Conv2d(3, architecture["stem_width"], 3, padding=1, bias=False))
+    return model
+
+
+def _timm(kind, preset, model, split, eval_split, batch_size, warmup_steps, steps):
+    import resource
+
+    import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # bfloat16 autocast on a GPU, as our "auto" precision chooses there; float32 on a CPU, as ours
     precision = "mixed_bfloat16" if device == "cuda" else "float32"
-    model = timm.models.vision_transformer.VisionTransformer(
-        img_size=architecture["image_size"], patch_size=architecture["patch_size"], num_classes=num_classes,
-        embed_dim=architecture["hidden_dim"], depth=architecture["num_layers"], num_heads=architecture["num_heads"],
-        mlp_ratio=architecture["mlp_dim"] / architecture["hidden_dim"], global_pool="token").to(device)
+    model = model.to(device)
     forward = torch.compile(model) if kind == "timm-compile" else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     loss_function = torch.nn.CrossEntropyLoss()
@@ -100,7 +128,7 @@ def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size
 
     train_seconds, eval_seconds = best_seconds(train, predict, warmup_steps, steps)  # (torch.compile: inference too)
     return Measurement(
-        name=f"{kind}:{preset}", params=sum(p.numel() for p in model.parameters()),
+        name=f"{kind}:{preset}", params=keras_count(model),
         batch_size=batch_size, precision=precision, jit_compile=kind == "timm-compile",
         train_images_per_second=round(steps * batch_size / train_seconds, 1),
         eval_images_per_second=round(len(eval_split) / eval_seconds, 1),
@@ -108,3 +136,9 @@ def _timm(kind, preset, architecture, split, eval_split, num_classes, batch_size
         accelerator_peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
         host_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         input_pipeline=f"PyTorch {'torch.compile' if kind == 'timm-compile' else 'eager'}; no augmentation")
+
+
+def keras_count(model):
+    """A PyTorch model's parameters as Keras counts them: with BatchNorm's moving statistics (buffers here)."""
+    statistics = [buffer for name, buffer in model.named_buffers() if name.endswith(("running_mean", "running_var"))]
+    return sum(tensor.numel() for tensor in [*model.parameters(), *statistics])

@@ -5,9 +5,11 @@ import importlib.util
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
 
-# baseline: the straightforward Keras ViT of a vit preset's size; peers: keras-hub's and timm's ViTs of that size
-PEER_MODULES = {"keras-hub": "keras_hub", "timm": "timm", "timm-compile": "timm"}  # harness/benchmarking/peers.py
+# baseline: the straightforward Keras ViT of a vit preset's size; peers (harness/benchmarking/peers.py): keras-hub's
+# and timm's ViTs of a vit preset's size, timm's ResNet-v2 of a cnn preset's
+PEER_MODULES = {"keras-hub": "keras_hub", "timm": "timm", "timm-compile": "timm"}
 PEER_KINDS = tuple(PEER_MODULES)
+PEER_FAMILIES = {"keras-hub": ("vit",), "timm": ("vit", "cnn"), "timm-compile": ("vit", "cnn")}
 KINDS = ("vit", "hybrid", "cnn", "baseline", *PEER_KINDS)
 NAN_GUARDS = ("async", "sync")  # how the NaN guard reads the loss (harness.benchmarking.run)
 
@@ -18,11 +20,29 @@ def parse_variant(text):
     if kind not in KINDS:
         raise UserError(f"unknown model kind {kind!r} in {text!r}; use vit:PRESET, hybrid:PRESET, cnn:PRESET, "
                         f"baseline:PRESET or a peer ({', '.join(PEER_KINDS)}):PRESET")
-    family = MODEL_FAMILIES["vit" if kind == "baseline" or kind in PEER_KINDS else kind]
-    preset = preset or family.default_preset
-    if preset not in family.presets:
-        raise UserError(f"unknown preset {preset!r} in {text!r}; choose one of: {', '.join(family.presets)}")
+    families = [MODEL_FAMILIES[name] for name in PEER_FAMILIES.get(kind, ["vit" if kind == "baseline" else kind])]
+    preset = preset or families[0].default_preset
+    if not any(preset in family.presets for family in families):
+        known = [name for family in families for name in family.presets]
+        raise UserError(f"unknown preset {preset!r} in {text!r}; choose one of: {', '.join(known)}")
     return kind, preset
+
+
+def peer_rows(kinds, measured):
+    """The peers' rows ("timm:resnet20") for our measured variants ("cnn:resnet20"), and a line for each
+    peer that has nothing of that family or is not installed."""
+    rows, skipped = [], []
+    for kind in kinds:
+        if line := missing_peer(kind):
+            skipped.append(line)
+            continue
+        for family, preset in map(parse_variant, measured):
+            if family in PEER_FAMILIES[kind]:
+                rows.append(f"{kind}:{preset}")
+            elif family == "cnn":
+                skipped.append(f"skipping {kind}:{preset}: keras-hub's ResNetBackbone always starts with ImageNet's "
+                               "4x-downsampling stem, so it has no CIFAR ResNet of this size")
+    return rows, skipped
 
 
 def missing_peer(kind):
