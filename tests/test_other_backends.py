@@ -14,12 +14,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # runs, mixed precision's included (tests/test_backend_start.py and tests/test_gpu_campaign.py train, evaluate and
 # report on JAX and PyTorch); tests/test_learning.py's float32 runs (each backend's whole training step learns
 # here, in test_fast_path's mixed-bfloat16 test of the ViT and the CNN, and its layers match numpy); the
-# presets' parameter counts and token counts (shapes alone, the same on every backend; the paper sizes are the
+# presets' parameter counts, FLOPs and token counts (shapes alone, the same on every backend; the paper sizes are the
 # costliest builds); of the CIFAR presets, the test and mini sizes predict (the same layers at every size).
 BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/test_cnn.py", "tests/test_checkpoint.py",
                  "tests/test_distillation.py", "tests/test_bit_hybrid.py", "tests/test_checkpoint_resnets.py",
                  "tests/test_fast_path.py"]
 NOT_REPEATED = ("not test_a_mixed_precision_run and not parameter_count and not counted_parameters "
+                "and not flops_match and not two_to_six_million_parameters "
                 "and not classic_size and not r50_vit_b16 "
                 "and not (test_cifar_presets_build_and_predict_float32_logits and (tiny or small))")
 
