@@ -40,6 +40,7 @@ def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
         assert f"{mine['name']} ÷ {name}: " in result.stdout
     assert "skipping keras-hub:resnet_test: keras-hub's ResNetBackbone always starts with ImageNet's" in result.stdout
     assert timm["input_pipeline"] == "PyTorch eager; no augmentation" and keras_hub["jit_compile"] is False
+    assert timm["precision"] == keras_hub["precision"] == ours["precision"]  # each resolves --precision as ours
     assert {"keras_hub", "timm", "torch", "tensorflow"} <= set(report["environment"]["versions"])
     assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
     assert baseline["forward_gflops_per_image"] == ours["forward_gflops_per_image"]  # same architecture
@@ -83,14 +84,19 @@ def test_the_profile_of_a_step_names_every_part(monkeypatch, capsys):
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the profile times TensorFlow functions")
-    monkeypatch.setattr("sys.argv", ["profile_step.py", "--preset", "vit_test", "--batch-size", "4"])
-    runpy.run_path(str(REPO / "tools" / "profile_step.py"), run_name="__main__")
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("vit_test, batch 4, TensorFlow ")
-    timed = {line[:40].strip(): float(line[40:]) for line in lines[1:]}
-    assert list(timed) == ["whole training step", "forward", "forward + backward", "AdamW update",
-                           "one encoder block, fwd + bwd (x2)", "attention", "MLP (with GELU)", "one LayerNorm (x2)"]
-    assert all(milliseconds > 0 for milliseconds in timed.values())
+    for precision in ("float32", "mixed_bfloat16"):
+        monkeypatch.setattr("sys.argv", ["profile_step.py", "--preset", "vit_test", "--batch-size", "4",
+                                         "--precision", precision])
+        try:
+            runpy.run_path(str(REPO / "tools" / "profile_step.py"), run_name="__main__")
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(f"vit_test, batch 4, {precision}, TensorFlow ")
+        timed = {line[:40].strip(): float(line[40:]) for line in lines[1:]}
+        assert list(timed) == ["whole training step", "forward", "forward + backward", "AdamW update",
+                               "one encoder block, fwd + bwd (x2)", "attention", "MLP (with GELU)", "one LayerNorm (x2)"]
+        assert all(milliseconds > 0 for milliseconds in timed.values())
 
 
 def test_rounds_give_the_median_and_the_range_and_a_missing_peer_is_one_line(monkeypatch):

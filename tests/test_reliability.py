@@ -198,10 +198,32 @@ def test_dataset_fingerprint_changes_with_the_data(tmp_path):
 
 
 def test_mixed_precision_without_a_gpu_warns_and_uses_float32(image_folder, tmp_path):
-    result = run_train(*arguments(image_folder, tmp_path / "run", epochs=1), "--precision", "mixed_bfloat16")
+    from harness.training.precision import gpu_compute_capability
+
+    if gpu_compute_capability() is not None:
+        pytest.skip("a GPU runs mixed precision")
+    result = run_train(*arguments(image_folder, tmp_path / "run", epochs=1), "--precision", "mixed_float16")
     assert result.returncode == 0
-    assert "warning: --precision mixed_bfloat16 needs a GPU; none found, using float32" in result.stderr
+    assert ("warning: --precision mixed_float16 needs a GPU or, for mixed_bfloat16, a CPU with bfloat16 instructions; "
+            "none found, using float32") in result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved_precision"] == "float32"
+
+
+@pytest.mark.parametrize("flags, resolved", [("fpu sse avx2 avx512f", "float32"),
+                                             ("fpu avx512f avx512_bf16", "mixed_bfloat16"),
+                                             ("fpu amx_bf16 amx_tile", "mixed_bfloat16")])
+def test_mixed_bfloat16_runs_on_a_cpu_with_bfloat16_instructions(monkeypatch, tmp_path, capsys, flags, resolved):
+    from harness.training import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    has_bfloat16 = precision.cpu_has_bfloat16(cpuinfo)
+    assert has_bfloat16 == (resolved == "mixed_bfloat16") and not precision.cpu_has_bfloat16(tmp_path / "missing")
+    monkeypatch.setattr(precision, "gpu_compute_capability", lambda: None)
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: has_bfloat16)
+    assert precision.resolve_precision("mixed_bfloat16") == resolved
+    assert ("using float32" in capsys.readouterr().err) == (resolved == "float32")
+    assert precision.resolve_precision("auto") == "float32"  # asked for by name only: float32 stays the CPU default
 
 
 @pytest.mark.parametrize("signal_number, exit_code, cause", [(signal.SIGINT, 130, "interrupted"),

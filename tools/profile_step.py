@@ -1,8 +1,9 @@
 """Where one ViT training step's time goes, part by part, on the TensorFlow backend (docs/benchmarking.md,
 "Where the time goes"). Each part runs as its own compiled function on random data of the step's shapes;
-best of five after a warm-up, in milliseconds.
+best of five after a warm-up, in milliseconds. `--precision mixed_bfloat16` times the same parts in bfloat16
+(train.py trains in it on GPUs only; this asks whether a CPU with bfloat16 instructions would gain).
 
-    python tools/profile_step.py --preset vit_cifar_tiny --batch-size 128
+    python tools/profile_step.py --preset vit_cifar_tiny --batch-size 128 [--precision mixed_bfloat16]
 """
 
 import argparse
@@ -29,6 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="vit_cifar_tiny")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
     args = parser.parse_args()
     backend.start()
     import keras
@@ -39,6 +41,7 @@ def main():
 
     if keras.backend.backend() != "tensorflow":
         sys.exit("error: tools/profile_step.py profiles TensorFlow's functions; run it with KERAS_BACKEND=tensorflow")
+    keras.mixed_precision.set_global_policy(args.precision)
     model = vit_tf.build_vit(args.preset, num_classes=10)
     size, batch = model.input_shape[1], args.batch_size
     rng = np.random.default_rng(0)
@@ -61,7 +64,7 @@ def main():
         optimizer.apply(gradients(), model.trainable_variables)
 
     block = model.get_layer("encoder_block_0")
-    tokens = tf.random.normal((batch, *block.input.shape[1:]))
+    tokens = tf.random.normal((batch, *block.input.shape[1:]), dtype=block.compute_dtype)
 
     def forward_backward(part, variables):
         @tf.function
@@ -84,7 +87,8 @@ def main():
         ("  MLP (with GELU)", forward_backward(block.mlp, block.mlp.trainable_variables)),
         ("  one LayerNorm (x2)", forward_backward(block.attention_norm, block.attention_norm.trainable_variables)),
     ]
-    print(f"{args.preset}, batch {batch}, TensorFlow {tf.__version__}, Keras {keras.__version__}: best of 5, ms")
+    print(f"{args.preset}, batch {batch}, {args.precision}, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
+          "best of 5, ms")
     for name, function in parts:
         print(f"{name:40s} {best_milliseconds(function):8.1f}")
 

@@ -27,7 +27,8 @@ def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_class
         return _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps,
                           steps)
     build = _timm_vit if family == "vit" else _timm_resnet
-    return _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, warmup_steps, steps)
+    return _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, precision,
+                 warmup_steps, steps)
 
 
 def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps, steps):
@@ -83,14 +84,18 @@ def _timm_resnet(architecture, num_classes):
     return model
 
 
-def _timm(kind, preset, model, split, eval_split, batch_size, warmup_steps, steps):
+def _timm(kind, preset, model, split, eval_split, batch_size, precision, warmup_steps, steps):
     import resource
 
     import torch
 
+    from harness.training.precision import resolve_precision
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # bfloat16 autocast on a GPU, as our "auto" precision chooses there; float32 on a CPU, as ours
-    precision = "mixed_bfloat16" if device == "cuda" else "float32"
+    # The precision ours trains in (this process runs Keras on PyTorch, so it resolves the same way), by autocast
+    precision = resolve_precision(precision)
+    half = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device, enabled=half == torch.float16)  # as Keras scales float16 losses
     model = model.to(device)
     forward = torch.compile(model) if kind == "timm-compile" else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
@@ -102,7 +107,7 @@ def _timm(kind, preset, model, split, eval_split, batch_size, warmup_steps, step
             yield x / 127.5 - 1.0, torch.from_numpy(labels[start:start + batch_size]).to(device).long()
 
     def autocast():
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+        return torch.autocast(device, dtype=half or torch.bfloat16, enabled=half is not None)
 
     def train(count):
         model.train()
@@ -113,8 +118,9 @@ def _timm(kind, preset, model, split, eval_split, batch_size, warmup_steps, step
             with autocast():
                 loss = loss_function(forward(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         loss.item()  # waits for the last step
         return time.perf_counter() - started
 
