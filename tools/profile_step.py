@@ -1,7 +1,7 @@
 """Where one ViT training step's time goes, part by part, on the TensorFlow backend (docs/benchmarking.md,
 "Where the time goes"). Each part runs as its own compiled function on random data of the step's shapes;
 best of five after a warm-up, in milliseconds. `--precision mixed_bfloat16` times the same parts in bfloat16
-(train.py trains in it on GPUs only; this asks whether a CPU with bfloat16 instructions would gain).
+(train.py's `auto` picks it on GPUs; asked for by name it also runs on CPUs with bfloat16 instructions).
 
     python tools/profile_step.py --preset vit_cifar_tiny --batch-size 128 [--precision mixed_bfloat16]
 """
