@@ -51,6 +51,7 @@ def tensorboard_scalars(run_dir):
 def kill_after_first_checkpoint(run_dir, *train_arguments):
     """Starts train.py, SIGKILLs it half a second into its second epoch; returns the epochs it had finished."""
     command = [sys.executable, str(REPO / "train.py"), *map(str, train_arguments)]
+    epochs = int(command[command.index("--epochs") + 1])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
@@ -60,7 +61,7 @@ def kill_after_first_checkpoint(run_dir, *train_arguments):
     process.wait()
     assert (run_dir / "checkpoint.weights.h5").exists() and not (run_dir / "metrics.json").exists()
     finished = len(losses(run_dir))
-    assert 1 <= finished < 4
+    assert 1 <= finished < epochs
     return finished
 
 
