@@ -91,6 +91,29 @@ def test_the_plan_fits_the_budget_and_a_slow_run_is_shortened_with_its_schedule(
     assert record["final_epochs"] == final and record["planned_epochs"] == 15 and record["replans"]
 
 
+def test_a_run_shortened_below_its_warmup_still_ends_its_schedule(monkeypatch):
+    # the preflight plans 48 epochs of 0.4 s with a 5-epoch warmup; the epochs then take 4 s: 5 fit in all
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "perf_counter", clock)
+    plan = time_budget.BudgetPlan(20.0, started=0.0)
+    epochs = plan.choose_epochs(0.2, 0.0, 0.0, steps_per_epoch=2, validation_batches=0)
+    assert epochs == 48
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    schedule = learning_rate_schedule(0.1, total_steps=epochs * 2, warmup_steps=10)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    guard = time_budget.BudgetGuard(plan, epochs, 2, on_replan=lambda epochs: None, recorder=StubRecorder())
+    guard.set_model(model)
+    epoch = 0
+    while not model.stop_training:
+        guard.on_epoch_begin(epoch)
+        clock.now += 4.0
+        guard.on_epoch_end(epoch)
+        epoch += 1
+    assert guard.epochs == epoch == 5 and clock.now <= 20.0  # re-planned once, from the first epoch's time
+    assert schedule.warmup_steps == 2  # a fifth of the 10 steps: the old 10-step warmup would have filled them
+    assert float(schedule(5 * 2)) == pytest.approx(0.0, abs=1e-9) and float(schedule(5 * 2 - 1)) > 0
+
+
 def test_a_run_on_schedule_is_not_replanned(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "perf_counter", clock)

@@ -8,10 +8,10 @@ validation included); loading the data before and the final test evaluation afte
    the run gets the largest number of epochs that fits, at SAFETY of the time left.
 2. Re-plan: after every epoch the measured epoch times say when the planned run would end. If that is
    past the budget, the run is shortened to the epochs that still fit and the cosine decay is shortened
-   with it, so the learning rate still reaches its end value (0) on the last step: the schedule is
-   counted in steps, and the number of steps follows the measured speed. An epoch is the smallest
-   unit, so a run may end at most one epoch's time short of the budget, never past it by more than
-   the last epoch's misjudged share.
+   with it (the warmup too, to at most a fifth of the new run), so the learning rate still reaches its
+   end value (0) on the last step: the schedule is counted in steps, and the number of steps follows
+   the measured speed. An epoch is the smallest unit, so a run may end at most one epoch's time short
+   of the budget, never past it by more than the last epoch's misjudged share.
 
 The plan, every re-plan and the actual time are recorded in metrics.json ("time_budget").
 """
@@ -117,7 +117,11 @@ class BudgetGuard(keras.callbacks.Callback):
         done = epoch + 1
         self.epoch_seconds.append(time.perf_counter() - self.epoch_start)
         steady = [seconds for index, seconds in enumerate(self.epoch_seconds) if index not in self.compiling]
-        typical = statistics.median(steady) if steady else self.plan.record["estimated_epoch_seconds"]
+        if steady:
+            typical = statistics.median(steady)
+        else:  # every epoch so far compiled: the quickest, less a compilation, unless the preflight said more
+            typical = max(self.plan.record["estimated_epoch_seconds"],
+                          min(self.epoch_seconds) - self.plan.record["compile_seconds"])
         left = self.plan.budget_seconds - self.plan.elapsed()
         if done < self.epochs and done + math.floor(left / typical) < self.epochs:
             # shortening compiles the step again: that time is not training
@@ -129,8 +133,12 @@ class BudgetGuard(keras.callbacks.Callback):
         """The run now ends after `epochs`; the schedule's decay ends at its last step."""
         schedule = self.model.optimizer._learning_rate  # Keras keeps the schedule object here
         total_steps = epochs * self.steps_per_epoch
-        warmup_steps = getattr(schedule, "warmup_steps", 0) or 0
-        if total_steps - warmup_steps >= 1 and epochs > done:
+        if epochs > done:
+            # a warmup planned for the longer run may not fit the shorter one: at most a fifth of it, as planned
+            warmup_steps = min(getattr(schedule, "warmup_steps", 0) or 0,
+                               math.floor(total_steps * WARMUP_FRACTION_LIMIT))
+            if hasattr(schedule, "warmup_steps"):
+                schedule.warmup_steps = warmup_steps
             schedule.decay_steps = total_steps - warmup_steps
             self.model.make_train_function(force=True)  # the step compiled the old length in
             self.compiling.add(done)  # the next epoch compiles it again
