@@ -40,6 +40,25 @@ def test_training_batches_are_reshuffled_each_epoch_and_full():
     assert all(image.tobytes() in originals for image in epochs[0])
 
 
+def test_every_tf_data_pipeline_runs_without_the_autotuner(monkeypatch):
+    """Deleting an iterator waits for the autotuner's next round (tf_pipeline.without_autotune): every
+    pipeline that fit, evaluation and prediction read is built without it."""
+    import tensorflow as tf
+
+    from harness.benchmarking.baseline_vit import baseline_training_data
+    from harness.training.inputs import predict
+
+    split = small_split()
+    pipelines = [make_dataset(split, 3, 4), make_dataset(split, 3, 4, multiple=3),
+                 make_training_dataset(split, 3, 4, range(2), seed=0, deterministic=False),
+                 baseline_training_data(split, 3, 4, seed=0)]
+    read = []
+    monkeypatch.setattr(keras.Model, "predict", lambda self, data, **_: read.append(data))
+    predict(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(2)]), split.images, batch_size=4)
+    assert isinstance(read[0], tf.data.Dataset)
+    assert [pipeline.options().autotune.enabled for pipeline in pipelines + read] == [False] * 5
+
+
 def test_an_epochs_batches_depend_only_on_seed_and_epoch():
     """What exact resumption needs: epoch 2 is the same whether training starts at epoch 0 or 2."""
     split = small_split(count=24)

@@ -80,9 +80,12 @@ def baseline_training_data(split, num_classes, batch_size, seed):
         return CpuAugmentedBatches(split, num_classes, batch_size, seed)
     import tensorflow as tf
 
+    from harness.training.tf_pipeline import without_autotune
+
     augment = cpu_augmentation(seed)
     dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).shuffle(len(split), seed=seed)
     dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), tf.one_hot(y, num_classes)),
                           num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # without the autotuner, as ours: its teardown wait would be timed with every fit (tf_pipeline.without_autotune)
+    return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))

@@ -65,5 +65,8 @@ def predict(model, images, batch_size, verbose=0):
     if on_tensorflow_backend():
         import tensorflow as tf
 
-        return model.predict(tf.data.Dataset.from_tensor_slices(images).batch(batch_size), verbose=verbose)
+        from harness.training.tf_pipeline import without_autotune
+
+        dataset = without_autotune(tf.data.Dataset.from_tensor_slices(images).batch(batch_size))
+        return model.predict(dataset, verbose=verbose)
     return model.predict(images, batch_size=batch_size, verbose=verbose)
