@@ -135,11 +135,8 @@ class BudgetGuard(keras.callbacks.Callback):
         total_steps = epochs * self.steps_per_epoch
         if epochs > done:
             # a warmup planned for the longer run may not fit the shorter one: at most a fifth of it, as planned
-            warmup_steps = min(getattr(schedule, "warmup_steps", 0) or 0,
-                               math.floor(total_steps * WARMUP_FRACTION_LIMIT))
-            if hasattr(schedule, "warmup_steps"):
-                schedule.warmup_steps = warmup_steps
-            schedule.decay_steps = total_steps - warmup_steps
+            schedule.warmup_steps = min(schedule.warmup_steps, math.floor(total_steps * WARMUP_FRACTION_LIMIT))
+            schedule.decay_steps = total_steps - schedule.warmup_steps
             self.model.make_train_function(force=True)  # the step compiled the old length in
             self.compiling.add(done)  # the next epoch compiles it again
             self.recorder.reset_schedule()
