@@ -154,6 +154,16 @@ def test_fused_attention_equals_the_written_out_equation():
     assert weights.shape == (4, 3, 7, 7)
 
 
+def test_the_fused_kernel_runs_only_where_the_backend_has_one(monkeypatch):
+    """TensorFlow's dot_product_attention is einsums slower than the written-out matmuls: it is never called there."""
+    calls = []
+    kernel = keras.ops.dot_product_attention
+    monkeypatch.setattr(keras.ops, "dot_product_attention", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    attention = MultiHeadSelfAttention(hidden_dim=12, num_heads=3, fused=True)
+    attention(np.random.default_rng(12).normal(size=(2, 5, 12)).astype("float32"))
+    assert len(calls) == (0 if keras.backend.backend() == "tensorflow" else 1)
+
+
 def test_stochastic_depth_drops_whole_residual_branches_per_example():
     z = np.random.default_rng(11).normal(size=(64, 5, 8)).astype("float32")
     always = EncoderBlock(hidden_dim=8, num_heads=2, mlp_dim=16, drop_path_rate=0.999999)
