@@ -95,8 +95,8 @@ def test_the_profile_of_a_step_names_every_part(monkeypatch, capsys):
         assert lines[0].startswith(f"vit_test, batch 4, {precision}, TensorFlow ")
         timed = {line[:40].strip(): float(line[40:]) for line in lines[1:]}
         assert list(timed) == ["whole training step", "forward", "forward + backward", "AdamW update",
-                               "one encoder block, fwd + bwd (x2)", "attention", "MLP (with GELU)",
-                               "one LayerNorm (x2)"]
+                               "one encoder block, fwd + bwd (x2)", "attention", "its q, k, v, output products alone",
+                               "MLP (with GELU)", "its two products alone", "its GELU alone", "one LayerNorm (x2)"]
         assert all(milliseconds > 0 for milliseconds in timed.values())
 
 

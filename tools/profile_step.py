@@ -75,6 +75,13 @@ def main():
             return tape.gradient(total, [tokens, *variables])
         return run
 
+    attention, mlp = block.attention, block.mlp
+    projections = (attention.query, attention.key, attention.value, attention.output_projection)
+    hidden = tf.random.normal((batch, tokens.shape[1], mlp.mlp_dim), dtype=block.compute_dtype)
+
+    def elementwise(function):
+        return tf.function(lambda: tf.gradients(tf.reduce_sum(function(hidden)), hidden))
+
     blocks = sum(1 for layer in model.layers if layer.name.startswith("encoder_block_"))
     parts = [
         ("whole training step", step),
@@ -83,8 +90,14 @@ def main():
         ("AdamW update", tf.function(lambda: optimizer.apply(grads, model.trainable_variables))),
         (f"one encoder block, fwd + bwd (x{blocks})", forward_backward(lambda t: block(t, training=True),
                                                                        block.trainable_variables)),
-        ("  attention", forward_backward(block.attention, block.attention.trainable_variables)),
-        ("  MLP (with GELU)", forward_backward(block.mlp, block.mlp.trainable_variables)),
+        ("  attention", forward_backward(attention, attention.trainable_variables)),
+        ("    its q, k, v, output products alone", forward_backward(  # the same four D x D products, no softmax
+            lambda t: attention.output_projection(attention.query(t) + attention.key(t) + attention.value(t)),
+            [v for projection in projections for v in projection.trainable_variables])),
+        ("  MLP (with GELU)", forward_backward(mlp, mlp.trainable_variables)),
+        ("    its two products alone", forward_backward(lambda t: mlp.dense_out(mlp.dense_in(t)),
+                                                       mlp.trainable_variables)),
+        ("    its GELU alone", elementwise(lambda x: keras.activations.gelu(x, approximate=mlp.approximate_gelu))),
         ("  one LayerNorm (x2)", forward_backward(block.attention_norm, block.attention_norm.trainable_variables)),
     ]
     print(f"{args.preset}, batch {batch}, {args.precision}, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
