@@ -128,6 +128,18 @@ class PositionEmbedding(layers.Layer):
         return tokens + ops.cast(self.position_embedding, tokens.dtype)
 
 
+def has_attention_kernel():
+    """Whether `keras.ops.dot_product_attention` runs as one kernel here: PyTorch's scaled_dot_product_attention,
+    JAX's on GPUs and TPUs. TensorFlow's, and JAX's on a CPU, are einsums whose layout changes made a training
+    step slower than the written-out matmuls (docs/benchmarking.md, "Where the time goes")."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    return backend == "torch"
+
+
 @keras.saving.register_keras_serializable(package="vit_tf")
 class MultiHeadSelfAttention(layers.Layer):
     """MSA of eq. 2 (appendix A, eqs. 5-8): softmax(q k^T / sqrt(D_h)) v per head, then U_msa.
@@ -138,10 +150,8 @@ class MultiHeadSelfAttention(layers.Layer):
 
     `call` writes the equation out. With `fused` (the default), the same product runs as
     `keras.ops.dot_product_attention` whenever the weights are not needed (no attention dropout in
-    training, no request for them) and the backend has a kernel for it: JAX and PyTorch run it as one,
-    a flash-attention one on GPUs, which never stores the (B, k, T, T) weights. TensorFlow has none: its
-    `dot_product_attention` is two einsums whose layout changes made a `vit_cifar_tiny` training step
-    on a CPU about 12% slower than the written-out matmuls, so TensorFlow always writes it out.
+    training, no request for them) and `has_attention_kernel()`: one kernel, a flash-attention one on
+    GPUs, which never stores the (B, k, T, T) weights.
     """
 
     def __init__(self, hidden_dim, num_heads, attention_dropout_rate=0.0, fused=True, **kwargs):
@@ -173,7 +183,7 @@ class MultiHeadSelfAttention(layers.Layer):
 
     def call(self, tokens, training=None, return_attention_scores=False):
         needs_weights = return_attention_scores or (training and self.attention_dropout_rate > 0)
-        if self.fused and not needs_weights and keras.backend.backend() != "tensorflow":
+        if self.fused and not needs_weights and has_attention_kernel():
             return self._fused_call(tokens)
         q, k, v = (self._split_heads(f(tokens)) for f in (self.query, self.key, self.value))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
