@@ -66,21 +66,17 @@ def main():
     block = model.get_layer("encoder_block_0")
     tokens = tf.random.normal((batch, *block.input.shape[1:]), dtype=block.compute_dtype)
 
-    def forward_backward(part, variables):
+    def forward_backward(part, variables, inputs=tokens):
         @tf.function
         def run():
             with tf.GradientTape() as tape:
-                tape.watch(tokens)
-                total = tf.reduce_sum(part(tokens))
-            return tape.gradient(total, [tokens, *variables])
+                tape.watch(inputs)
+                total = tf.reduce_sum(part(inputs))
+            return tape.gradient(total, [inputs, *variables])
         return run
 
     attention, mlp = block.attention, block.mlp
-    projections = (attention.query, attention.key, attention.value, attention.output_projection)
     hidden = tf.random.normal((batch, tokens.shape[1], mlp.mlp_dim), dtype=block.compute_dtype)
-
-    def elementwise(function):
-        return tf.function(lambda: tf.gradients(tf.reduce_sum(function(hidden)), hidden))
 
     blocks = sum(1 for layer in model.layers if layer.name.startswith("encoder_block_"))
     parts = [
@@ -93,11 +89,12 @@ def main():
         ("  attention", forward_backward(attention, attention.trainable_variables)),
         ("    its q, k, v, output products alone", forward_backward(  # the same four D x D products, no softmax
             lambda t: attention.output_projection(attention.query(t) + attention.key(t) + attention.value(t)),
-            [v for projection in projections for v in projection.trainable_variables])),
+            attention.trainable_variables)),
         ("  MLP (with GELU)", forward_backward(mlp, mlp.trainable_variables)),
         ("    its two products alone", forward_backward(lambda t: mlp.dense_out(mlp.dense_in(t)),
                                                        mlp.trainable_variables)),
-        ("    its GELU alone", elementwise(lambda x: keras.activations.gelu(x, approximate=mlp.approximate_gelu))),
+        ("    its GELU alone", forward_backward(lambda x: keras.activations.gelu(x, approximate=mlp.approximate_gelu),
+                                               [], inputs=hidden)),
         ("  one LayerNorm (x2)", forward_backward(block.attention_norm, block.attention_norm.trainable_variables)),
     ]
     print(f"{args.preset}, batch {batch}, {args.precision}, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
