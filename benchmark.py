@@ -213,10 +213,11 @@ def main(argv=None):
                   f"test accuracy {group['test_accuracy_mean']:.2%}{spread}, "
                   f"{group['train_seconds_mean']:.0f} s training")
     else:
+        load = [round(value, 2) for value in os.getloadavg()]  # 1, 5, 15 minutes before: was the machine busy?
         rows, settings, env = speed_rows(args)
         speedups, peers, efficiency = comparisons(rows, args.devices)
-        result["environment"] = {**env, "command": " ".join(sys.argv)}
-        print(f"\n{env['device']} | backend {env['backend']} | "
+        result["environment"] = {**env, "command": " ".join(sys.argv), "load_average_at_start": load}
+        print(f"\n{env['device']}, {env['machine']} | backend {env['backend']} | "
               + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
         print_table(rows, COLUMNS)
         for name, speedup in speedups.items():

@@ -10,6 +10,7 @@ import pytest
 from entry_points import REPO, run
 
 from harness.errors import UserError
+from harness.training.manifest import cpu_description
 
 
 def run_benchmark(*arguments, env=None):
@@ -42,6 +43,8 @@ def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
     assert timm["input_pipeline"] == "PyTorch eager; no augmentation" and keras_hub["jit_compile"] is False
     assert timm["precision"] == keras_hub["precision"] == ours["precision"]  # each resolves --precision as ours
     assert {"keras_hub", "timm", "torch", "tensorflow"} <= set(report["environment"]["versions"])
+    assert report["environment"]["machine"].endswith(f"({cpu_description()})")  # speeds differ several-fold by CPU
+    assert len(report["environment"]["load_average_at_start"]) == 3
     assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
     assert baseline["forward_gflops_per_image"] == ours["forward_gflops_per_image"]  # same architecture
     assert baseline["jit_compile"] is False and baseline["precision"] == "float32"
@@ -49,6 +52,16 @@ def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
         ours["train_images_per_second"] / baseline["train_images_per_second"], rel=0.01)
     assert report["environment"]["backend"] == "tensorflow" and "keras" in report["environment"]["versions"]
     assert "baseline:vit_test" in result.stdout and "trains" in result.stdout
+
+
+def test_the_cpu_is_named_by_its_model_and_widest_vector_instructions(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    core = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu sse avx avx2 avx512f avx512_bf16\n"
+    cpuinfo.write_text(f"processor\t: 0\n{core}\nprocessor\t: 1\n{core}")
+    assert cpu_description(cpuinfo) == "AMD EPYC 9B14, AVX-512 BF16"
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2\n")
+    assert cpu_description(cpuinfo) == "AMD EPYC, AVX2"
+    assert cpu_description(tmp_path / "absent")  # not Linux: what platform knows, never an error
 
 
 def test_side_by_side_runs_with_jax_where_tensorflow_is_not_installed(tmp_path, jax_without_tensorflow):

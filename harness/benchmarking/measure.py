@@ -65,9 +65,10 @@ def device_name():
 
 def environment():
     """Device, backend, versions and time, for every benchmark file."""
-    from harness.training.manifest import library_versions
+    from harness.training.manifest import cpu_description, library_versions
 
-    return {"device": device_name(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+    return {"device": device_name(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores ({cpu_description()})",
             "backend": keras.backend.backend(), "versions": library_versions(),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
 

@@ -41,6 +41,21 @@ def library_versions():
     return versions
 
 
+def cpu_description(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model and widest vector instructions ("AMD EPYC, AVX-512 BF16"): CPU speeds measured on one
+    2-core machine differ several-fold from another's (AVX2 or AVX-512), so every speed figure names it."""
+    try:
+        with open(cpuinfo) as lines:
+            fields = dict(line.split(":", 1) for line in lines.read().splitlines() if ":" in line)
+    except OSError:  # not Linux
+        return platform.processor() or "unknown CPU"
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    widest = next((name for flag, name in (("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                   if flag in flags), None)
+    return ", ".join(filter(None, [fields.get("model name", platform.processor()), widest]))
+
+
 def build_manifest(config, dataset, precision, device):
     return {
         "command": ["(a notebook)"] if "ipykernel" in sys.argv[0] else [os.path.basename(sys.argv[0]), *sys.argv[1:]],
@@ -55,5 +70,6 @@ def build_manifest(config, dataset, precision, device):
         "pretrained_checkpoint": config.get("pretrained_checkpoint"),  # file name and sha256, if any
         "git_commit": git_commit(),
         "platform": platform.platform(),
+        "cpu": cpu_description(),
         "load_average": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 minutes: was the machine busy?
     }
