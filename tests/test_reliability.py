@@ -12,6 +12,8 @@ import pytest
 from conftest import write_image_folder
 from test_cli import REPO, run_train
 
+from harness.training.manifest import cpu_description
+
 LOSS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
@@ -81,6 +83,7 @@ def test_same_seed_same_numbers(larger_folder, tmp_path):
     assert {"python", "keras", "numpy", "tensorflow"} <= set(manifest["versions"])
     assert len(manifest["dataset"]["sha256"]) == 64 and manifest["dataset"]["train"] == 180
     assert manifest["git_commit"] is None or len(manifest["git_commit"].split("+")[0]) == 40
+    assert manifest["cpu"] == cpu_description()  # CPU speeds differ several-fold between machines
 
 
 @pytest.mark.parametrize("extra", [[], ["--keep", "best", "--patience", "2"]], ids=["keep-last", "keep-best-patience"])

@@ -137,7 +137,7 @@ def speed_tables(pattern="*.json"):
         env, settings = bench["environment"], bench["settings"]
         versions = ", ".join(f"{name} {version}" for name, version in env["versions"].items())
         command = env["command"].replace(str(ROOT) + "/", "")
-        load = env.get("load_average_at_start")  # (files before 2026-12-03 lack it)
+        load = env.get("load_average_at_start")  # (files measured before 2026-12-02 11:00 lack it)
         busy = f", load average {load[0]:g} at the start" if load else ""
         lines = [f"`python {command}` ({env['device']}, {env['machine']}; backend {env['backend']}; {versions}; "
                  f"{env['date'][:10]}{busy}; batch {settings['batch_size']}, median of {settings.get('rounds', 1)} "
