@@ -46,10 +46,10 @@ def cpu_description(cpuinfo="/proc/cpuinfo"):
     2-core machine differ several-fold from another's (AVX2 or AVX-512), so every speed figure names it."""
     try:
         with open(cpuinfo) as lines:
-            fields = dict(line.split(":", 1) for line in lines.read().splitlines() if ":" in line)
+            fields = {key.strip(): value.strip() for key, colon, value in (line.partition(":") for line in lines)
+                      if colon}
     except OSError:  # not Linux
         return platform.processor() or "unknown CPU"
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
     flags = set(fields.get("flags", "").split())
     widest = next((name for flag, name in (("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
                    if flag in flags), None)
