@@ -24,6 +24,7 @@ from harness.errors import UserError, cli_main
 from harness.training.config import (
     AUGMENTATIONS,
     DATA_ON_DEVICE,
+    GELUS,
     JIT_COMPILE,
     MIXINGS,
     PRECISIONS,
@@ -35,7 +36,7 @@ OURS = ("vit", "hybrid", "cnn")  # the rest: the baseline and the peers, measure
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
 COLUMNS = [  # (heading, key, format)
     ("model", "name", "{}"), ("params", "params", "{:,}"), ("batch", "batch_size", "{}"),
-    ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"),
+    ("precision", "precision", "{}"), ("jit", "jit_compile", "{}"), ("GELU", "gelu", "{}"),
     ("train img/s", "train_images_per_second", "{:,.0f}"), ("train range", "train_range", "{0[0]:,.0f}-{0[1]:,.0f}"),
     ("eval img/s", "eval_images_per_second", "{:,.0f}"), ("GFLOPs/img", "forward_gflops_per_image", "{:.3f}"),
     ("MFU", "mfu", "{:.1%}"), ("accel. peak MiB", "accelerator_peak_mib", "{:,.0f}"),
@@ -87,7 +88,8 @@ def measure_row(variant, count, settings, args, index, rounds):
           f"{f' (round {index + 1} of {rounds})' if rounds > 1 else ''} ...", flush=True)
     row_settings = {"variant": variant, **settings, "precision": args.precision, "jit_compile": args.jit_compile,
                     "devices": str(count), "mixing": args.mixing, "data_on_device": args.data_on_device,
-                    "nan_guard": args.nan_guard, "augmentation": args.augmentation}
+                    "nan_guard": args.nan_guard, "augmentation": args.augmentation,
+                    **({"gelu": args.gelu} if variant.partition(":")[0] in ("vit", "hybrid") else {})}
     backend_name = peer_backend(variant.partition(":")[0])
     with tempfile.TemporaryDirectory() as scratch:
         out = pathlib.Path(scratch) / "row.json"
@@ -154,6 +156,9 @@ def build_parser():
     parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
+    parser.add_argument("--gelu", choices=GELUS,
+                        help="our ViTs' MLP activation, as train.py: tanh (the authors') or exact (erf, what keras-hub "
+                        "and timm compute) (default: tanh)")
     parser.add_argument("--mixing", choices=MIXINGS, default="none",
                         help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) "
                         "(default: none)")
@@ -190,6 +195,8 @@ def main(argv=None):
     if args.peers is not None and args.model and not {"vit", "cnn"} & set(kinds):
         raise UserError("--peers times keras-hub's and timm's ViTs at the size of each vit:PRESET measured and "
                         "timm's ResNet at each cnn:PRESET; add one, e.g. --model vit:vit_cifar_tiny")
+    if args.gelu and args.model and not {"vit", "hybrid"} & set(kinds):
+        raise UserError("--gelu chooses our ViTs' MLP activation; add a ViT, e.g. --model vit:vit_cifar_tiny")
     check_data_on_device(args.data_on_device, str(args.devices))
 
     result = {}

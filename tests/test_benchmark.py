@@ -48,6 +48,9 @@ def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
     assert ours["params"] > 0 and ours["train_images_per_second"] > 0 and ours["eval_images_per_second"] > 0
     assert baseline["forward_gflops_per_image"] == ours["forward_gflops_per_image"]  # same architecture
     assert baseline["jit_compile"] is False and baseline["precision"] == "float32"
+    # The authors' tanh GELU by default; Keras' "gelu", keras-hub's and timm's are the erf form.
+    assert (ours["gelu"], baseline["gelu"], keras_hub["gelu"], timm["gelu"], cnn["gelu"]) == (
+        "tanh", "exact", "exact", "exact", None)
     assert report["speedup_over_baseline"]["vit:vit_test"] == pytest.approx(
         ours["train_images_per_second"] / baseline["train_images_per_second"], rel=0.01)
     assert report["environment"]["backend"] == "tensorflow" and "keras" in report["environment"]["versions"]
@@ -83,11 +86,12 @@ def test_the_fast_path_switches_reach_the_measurement(tmp_path, jax_without_tens
     out = tmp_path / "bench.json"
     result = run_benchmark("--model", "vit:vit_test", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
                            "--mixing", "cutmix", "--data-on-device", "on", "--nan-guard", "sync", "--augmentation",
-                           "none", "--out", out, env=jax_without_tensorflow)
+                           "none", "--gelu", "exact", "--out", out, env=jax_without_tensorflow)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     (row,) = report["results"]
-    assert (row["mixing"], row["nan_guard"], report["settings"]["augmentation"]) == ("cutmix", "sync", "none")
+    assert (row["mixing"], row["nan_guard"], report["settings"]["augmentation"], row["gelu"]) == (
+        "cutmix", "sync", "none", "exact")
     assert row["input_pipeline"] == "on the device; no augmentation"  # as the peers are timed
 
 
@@ -170,6 +174,9 @@ def test_bad_model_names_fail_in_one_line():
     result = run_benchmark("--model", "mlp:big")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown model kind 'mlp'")
+    result = run_benchmark("--model", "cnn:resnet_test", "--gelu", "exact")  # the CNN has no GELU to choose
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --gelu chooses our ViTs' MLP activation")
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])

@@ -56,7 +56,7 @@ HOSTILE = {
                      "--warmup-steps": WHOLE, "--steps": WHOLE, "--precision": NAME, "--jit-compile": NAME,
                      "--runs": MISSING_PATH, "--target": FRACTION, "--out": ["", "/proc/vit-hostile.json", "/"],
                      "--devices": WHOLE, "--mixing": NAME, "--data-on-device": [*NAME, "on"], "--nan-guard": NAME,
-                     "--peers": NAME, "--rounds": WHOLE, "--augmentation": NAME},
+                     "--peers": NAME, "--rounds": WHOLE, "--augmentation": NAME, "--gelu": NAME},
 }
 
 

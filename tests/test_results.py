@@ -39,7 +39,8 @@ def test_the_readme_speed_tables_are_rendered_from_results_speed():
     assert (ROOT / "results" / "README.md").read_text().count(tables) == 1
     for path in sorted((ROOT / "results" / "speed").glob("*.json")):  # every row of every file is shown
         for row in json.loads(path.read_text())["results"]:
-            assert f"| `{row['name']}` | {row['params']:,} | {row['train_images_per_second']:,.1f} |" in tables
+            gelu = f", {row['gelu']} GELU" if row.get("gelu") else ""  # what each ViT computes, where recorded
+            assert f"| `{row['name']}`{gelu} | {row['params']:,} | {row['train_images_per_second']:,.1f} |" in tables
 
 
 def test_each_recipes_expected_accuracy_is_its_measured_one():

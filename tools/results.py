@@ -150,8 +150,9 @@ def speed_tables(pattern="*.json"):
                        for ours, ratio in bench.get("speedup_over_baseline", {}).items()})
         for row in bench["results"]:
             spread = "-" if not row.get("train_range") else "{:,.0f}-{:,.0f}".format(*row["train_range"])
-            lines.append(f"| `{row['name']}` | {row['params']:,} | {row['train_images_per_second']:,.1f} | {spread} "
-                         f"| {row['eval_images_per_second']:,.1f} | {ratios.get(row['name'], '')} |")
+            gelu = f", {row['gelu']} GELU" if row.get("gelu") else ""  # (files before 2026-12-02 13:30 lack it)
+            lines.append(f"| `{row['name']}`{gelu} | {row['params']:,} | {row['train_images_per_second']:,.1f} "
+                         f"| {spread} | {row['eval_images_per_second']:,.1f} | {ratios.get(row['name'], '')} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

@@ -42,6 +42,7 @@ class Measurement:
     devices: int = 1  # data-parallel devices the batch was split across
     mixing: str = "none"  # MixUp/CutMix in the input pipeline
     nan_guard: str | None = None  # "async" (as training runs it) or "sync"; None: no guard (the baseline)
+    gelu: str | None = None  # a ViT's MLP activation: "tanh" or "exact" (erf); None: a CNN
 
 
 def device_name():

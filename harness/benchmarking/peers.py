@@ -8,6 +8,7 @@ BiT's), in PyTorch with the training loop its users write, eagerly ("timm") or t
 images as ours; benchmark.py measures each in a process of its own (a timm process starts Keras on PyTorch).
 """
 
+import dataclasses
 import time
 
 import keras
@@ -24,11 +25,13 @@ def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_class
     architecture = MODEL_FAMILIES[family].resolve_config(preset)
     split, eval_split = timing_splits(batch_size, warmup_steps, steps, architecture["image_size"], num_classes)
     if kind == "keras-hub":
-        return _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps,
-                          steps)
-    build = _timm_vit if family == "vit" else _timm_resnet
-    return _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, precision,
-                 warmup_steps, steps)
+        measurement = _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision,
+                                 warmup_steps, steps)
+    else:
+        build = _timm_vit if family == "vit" else _timm_resnet
+        measurement = _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, precision,
+                            warmup_steps, steps)
+    return dataclasses.replace(measurement, gelu="exact" if family == "vit" else None)  # both peers' ViTs use erf
 
 
 def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps, steps):

@@ -24,10 +24,11 @@ class SynchronousNaNGuard(NonFiniteLossGuard):
 
 
 def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, steps, num_classes=10, devices="1",
-                mixing="none", data_on_device="auto", nan_guard="async", augmentation="crop_flip"):
+                mixing="none", data_on_device="auto", nan_guard="async", augmentation="crop_flip", gelu=None):
     """One row of the benchmark table, measured in this process: ours as train.py trains it (its NaN guard,
     in-model `augmentation`, `mixing` in the input pipeline, batches from the host or made on the device) on
-    `devices` data-parallel devices; `nan_guard` "sync" times the guard that waits for every step."""
+    `devices` data-parallel devices; `nan_guard` "sync" times the guard that waits for every step; `gelu` the
+    ViT's MLP activation (None: train.py's default)."""
     family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
@@ -37,7 +38,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
                              steps, inputs.pipeline_name(on_device=False))
 
     config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
-                         jit_compile=jit_compile, mixing=mixing, augmentation=augmentation
+                         jit_compile=jit_compile, mixing=mixing, augmentation=augmentation, gelu=gelu
                          ).with_recipe_defaults(family.default_preset)
     resolved_precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(resolved_precision)
@@ -57,7 +58,8 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     if guard.failure:
         raise UserError(f"the loss became {guard.failure[2]} while measuring {kind}:{preset}; the timing would "
                         "be of a broken run (try --precision float32)")
-    return dataclasses.replace(measurement, mixing=config.mixing, nan_guard=nan_guard)
+    return dataclasses.replace(measurement, mixing=config.mixing, nan_guard=nan_guard,
+                               gelu=config.gelu if family.transformer else None)
 
 
 def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps, source):
@@ -72,5 +74,6 @@ def _run_baseline(preset, family, image_size, split, eval_split, num_classes, ba
     data = baseline_vit.baseline_training_data(split, num_classes, batch_size, seed=0)
     # The same architecture as ours, so the same FLOPs.
     flops = family.flops_per_image(family.build(preset, image_size=image_size, num_classes=num_classes))
-    return measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
-                   warmup_steps, steps, f"{source}; augmentation on the CPU", flops=flops)
+    measurement = measure(f"baseline:{preset}", model, model, data, eval_split, num_classes, batch_size, "float32",
+                          warmup_steps, steps, f"{source}; augmentation on the CPU", flops=flops)
+    return dataclasses.replace(measurement, gelu="exact")  # Keras' "gelu" activation is the erf form
