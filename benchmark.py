@@ -88,8 +88,7 @@ def measure_row(variant, count, settings, args, index, rounds):
           f"{f' (round {index + 1} of {rounds})' if rounds > 1 else ''} ...", flush=True)
     row_settings = {"variant": variant, **settings, "precision": args.precision, "jit_compile": args.jit_compile,
                     "devices": str(count), "mixing": args.mixing, "data_on_device": args.data_on_device,
-                    "nan_guard": args.nan_guard, "augmentation": args.augmentation,
-                    **({"gelu": args.gelu} if variant.partition(":")[0] in ("vit", "hybrid") else {})}
+                    "nan_guard": args.nan_guard, "augmentation": args.augmentation, "gelu": args.gelu}
     backend_name = peer_backend(variant.partition(":")[0])
     with tempfile.TemporaryDirectory() as scratch:
         out = pathlib.Path(scratch) / "row.json"

@@ -28,7 +28,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     """One row of the benchmark table, measured in this process: ours as train.py trains it (its NaN guard,
     in-model `augmentation`, `mixing` in the input pipeline, batches from the host or made on the device) on
     `devices` data-parallel devices; `nan_guard` "sync" times the guard that waits for every step; `gelu` the
-    ViT's MLP activation (None: train.py's default)."""
+    ViT's MLP activation (None: train.py's default; a CNN has none and ignores it)."""
     family = MODEL_FAMILIES["vit" if kind == "baseline" else kind]
     image_size = family.resolve_config(preset)["image_size"]
     steps_needed = max(warmup_steps, steps)
@@ -38,8 +38,8 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
                              steps, inputs.pipeline_name(on_device=False))
 
     config = TrainConfig(model=kind, preset=preset, batch_size=batch_size, epochs=1, precision=precision,
-                         jit_compile=jit_compile, mixing=mixing, augmentation=augmentation, gelu=gelu
-                         ).with_recipe_defaults(family.default_preset)
+                         jit_compile=jit_compile, mixing=mixing, augmentation=augmentation,
+                         gelu=gelu if family.transformer else None).with_recipe_defaults(family.default_preset)
     resolved_precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(resolved_precision)
     placement = resolve_placement(devices, batch_size, batch_size)
@@ -58,8 +58,7 @@ def run_variant(kind, preset, batch_size, precision, jit_compile, warmup_steps, 
     if guard.failure:
         raise UserError(f"the loss became {guard.failure[2]} while measuring {kind}:{preset}; the timing would "
                         "be of a broken run (try --precision float32)")
-    return dataclasses.replace(measurement, mixing=config.mixing, nan_guard=nan_guard,
-                               gelu=config.gelu if family.transformer else None)
+    return dataclasses.replace(measurement, mixing=config.mixing, nan_guard=nan_guard, gelu=config.gelu)
 
 
 def _run_baseline(preset, family, image_size, split, eval_split, num_classes, batch_size, warmup_steps, steps, source):
