@@ -2,6 +2,7 @@
 
     python evaluate.py runs/RUN                    # writes runs/RUN/eval/: metrics, confusion matrix, mistakes
     python evaluate.py runs/RUN --data-dir DIR     # on other data with the same classes
+    python evaluate.py runs/RUN --tta              # also with test-time augmentation (mirror, 1-pixel shifts)
     python evaluate.py runs/RUN --image cat.jpg    # top-k classes of your own images (any size/format)
     python evaluate.py runs/RUN --export DIR --format onnx   # for serving: DIR/model.onnx (or saved_model/)
     python evaluate.py runs/RUN --export DIR --format timm   # a ViT for timm: DIR/model.safetensors
@@ -24,6 +25,9 @@ def build_parser():
                         help="classes to show per image with --image (default: 3)")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256,
                         help="images per prediction batch (default: 256)")
+    parser.add_argument("--tta", action="store_true",
+                        help="also report the accuracy with test-time augmentation: the mean logits of each image, its "
+                             "mirror and both moved one pixel diagonally (the plain accuracy stays beside it)")
     parser.add_argument("--export", type=text, metavar="DIR",
                         help="instead of evaluating, export the model into this new folder for serving, with "
                              "export.json (input, classes, check); checked to give model.keras's logits")
@@ -38,8 +42,10 @@ def check_export_options(args, model):
         raise UserError("--format goes with --export DIR")
     if args.export:
         args.format = args.format or "onnx"
-        if args.image or args.dataset or args.data_dir:
-            raise UserError("--export exports the model; drop --image, --dataset and --data-dir")
+        if args.image or args.dataset or args.data_dir or args.tta:
+            raise UserError("--export exports the model; drop --image, --dataset, --data-dir and --tta")
+    if args.tta and args.image:
+        raise UserError("--tta is for evaluating on a test split; drop it with --image")
         check_export(args.export, args.format, model)
 
 
@@ -67,8 +73,10 @@ def main(argv=None):
     if args.image:
         classify_images(args.run_dir, args.image, args.top_k)
         return
-    metrics, out = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.batch_size)
+    metrics, out = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.batch_size, args.tta)
     top5 = f", top-5 {100 * metrics['top5_accuracy']:.2f}%" if "top5_accuracy" in metrics else ""
+    if args.tta:
+        top5 += f"; {100 * metrics['accuracy_tta']:.2f}% with test-time augmentation"
     print(f"test accuracy {100 * metrics['accuracy']:.2f}%{top5}, loss {metrics['loss']:.4f} on "
           f"{metrics['images']} images ({metrics['images_per_second']:.0f} img/s); figures and tables in {out}")
 

@@ -1,9 +1,11 @@
-"""A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks"), or BiT's
-ResNet-v2 (`model_parts.bit`) for the presets whose architecture is "bit"."""
+"""A pre-activation ResNet (He et al. 2016, "Identity Mappings in Deep Residual Networks"), BiT's
+ResNet-v2 (`model_parts.bit`) for the presets whose architecture is "bit", or the fast CNN
+(`cnn_baseline.fast_cnn`) for those whose architecture is "fast"."""
 
 import keras
 from keras import layers
 
+from cnn_baseline.fast_cnn import fast_cnn
 from cnn_baseline.presets import DEFAULT_PRESET, resolve_config
 from model_parts.bit import bit_resnet
 from model_parts.counting import layer_outputs, multiply_adds
@@ -56,6 +58,8 @@ def build_cnn(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
     if config["architecture"] == "bit":
         return keras.Model(images, bit_resnet(x, config, num_classes), name=preset)
+    if config["architecture"] == "fast":
+        return keras.Model(images, fast_cnn(x, config, num_classes), name=preset)
     x = layers.Conv2D(
         config["stem_width"], 3, padding="same", use_bias=False, kernel_initializer=WEIGHT_INIT, name="stem_conv"
     )(x)

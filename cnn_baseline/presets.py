@@ -6,6 +6,9 @@ the resolution), blocks_per_stage (basic residual blocks).
 Columns of BiT (architecture "bit", `model_parts.bit`): root_width (channels of the 7x7/2 root
 convolution, 64 x the width factor; stage s has bottlenecks of width root_width * 2^(s-1), output
 4x that), blocks_per_stage (bottleneck units), image_size.
+Columns of the fast CNN (architecture "fast", `cnn_baseline.fast_cnn`, 32x32 inputs): stage_widths (channels
+of each conv group of two 3x3 convolutions; every group halves the resolution); whitening, dirac, bias_boost
+(its tricks; the `_no_*` presets switch one off, for the ablation in docs/training.md).
 `resolve_config` gives a preset's settings after overrides, validated. Plain data: no Keras here.
 """
 
@@ -25,8 +28,17 @@ PRESETS = {
     # A BiT to train from scratch at 32 px: the root leaves 8x8, three stages end at 2x2.
     "bit_cifar": dict(architecture="bit", root_width=32, blocks_per_stage=(2, 2, 2), image_size=32),
     "bit_test": dict(architecture="bit", root_width=32, blocks_per_stage=(1, 1), image_size=32),  # unit tests
+    # airbench's networks (Jordan 2024): the widths of airbench93 and airbench94.
+    "fast_cnn_small": dict(architecture="fast", stage_widths=(64, 128, 128)),
+    "fast_cnn": dict(architecture="fast", stage_widths=(64, 256, 256)),
+    "fast_cnn_test": dict(architecture="fast", stage_widths=(8, 16, 16)),  # unit tests
+    # fast_cnn_small without one of its tricks each: the ablation behind keeping them (docs/training.md)
+    "fast_cnn_small_no_whitening": dict(architecture="fast", stage_widths=(64, 128, 128), whitening=False),
+    "fast_cnn_small_no_dirac": dict(architecture="fast", stage_widths=(64, 128, 128), dirac=False),
+    "fast_cnn_small_no_boost": dict(architecture="fast", stage_widths=(64, 128, 128), bias_boost=1.0),
 }
-ARCHITECTURES = ("preact", "bit")
+FAST_DEFAULTS = dict(whitening=True, dirac=True, bias_boost=8.0)  # the fast CNN's tricks, all on
+ARCHITECTURES = ("preact", "bit", "fast")
 DEFAULT_PRESET = "resnet20"
 DEFAULT_IMAGE_SIZE = 32  # every preset is a CIFAR-style network
 
@@ -36,6 +48,8 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
     if preset not in PRESETS:
         raise ValueError(f"unknown CNN preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     row = {"architecture": "preact", "image_size": DEFAULT_IMAGE_SIZE, **PRESETS[preset]}
+    if row["architecture"] == "fast":
+        row = {**FAST_DEFAULTS, **row}
     config = {**row, "image_size": image_size or row["image_size"], "num_classes": num_classes}
     unknown = sorted(set(overrides) - set(config))
     if unknown:
@@ -44,6 +58,6 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
     if config["architecture"] == "bit":
         if config["root_width"] % 32:
             raise ValueError(f"root_width {config['root_width']} is not a multiple of 32, GroupNorm's groups")
-    elif len(config["stage_widths"]) != len(config["blocks_per_stage"]):
+    elif config["architecture"] == "preact" and len(config["stage_widths"]) != len(config["blocks_per_stage"]):
         raise ValueError("stage_widths and blocks_per_stage must have one entry per stage")
     return config

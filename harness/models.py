@@ -51,6 +51,13 @@ class ModelFamily:
         """About how many values training keeps per image for the backward pass."""
         return self.package.activations_per_image(model)
 
+    def adapt_to_data(self, model, images):
+        """Sets the weights that are computed from the training images (N, H, W, 3) rather than learned: the
+        fast CNN's whitening filters. Other models have none."""
+        adapt = getattr(self.package, "adapt_to_data", None)
+        if adapt is not None:
+            adapt(model, images)
+
     def check_pretrained(self, path, architecture):
         """A CheckpointError unless the released file at `path` fits `architecture` (a `resolve_config` dict)."""
         self.package.check_compatible(path, architecture)

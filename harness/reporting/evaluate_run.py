@@ -17,6 +17,7 @@ from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
 from harness.training.inputs import predict
 from harness.training.run_dir import load_model, open_finished_run, write_json
+from harness.training.test_time import with_test_time_augmentation
 
 GALLERY_SIZE = 24
 
@@ -34,16 +35,17 @@ def predict_probabilities(model, images, batch_size):
 CANNOT_WRITE = "copy the run folder somewhere you can write, and evaluate the copy"
 
 
-def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256):
+def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256, test_time_augmentation=False):
     """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png, all at once:
-    an evaluation that fails or is stopped leaves the earlier eval/ as it was (its images/ is kept)."""
+    an evaluation that fails or is stopped leaves the earlier eval/ as it was (its images/ is kept).
+    With `test_time_augmentation`, metrics.json also has "accuracy_tta" (the figures and tables stay plain)."""
     run, config = open_finished_run(run_dir)
     with folder_written_whole(run.path / "eval", carry=("images",), advice=CANNOT_WRITE) as out:
-        metrics = _evaluate_into(out, run, config, dataset, data_dir, batch_size)
+        metrics = _evaluate_into(out, run, config, dataset, data_dir, batch_size, test_time_augmentation)
     return metrics, run.path / "eval"
 
 
-def _evaluate_into(out, run, config, dataset, data_dir, batch_size):
+def _evaluate_into(out, run, config, dataset, data_dir, batch_size, test_time_augmentation):
     model = load_model(run)
     if data_dir is None and dataset is None:
         dataset, data_dir = config["dataset"], config.get("data_dir")
@@ -57,6 +59,9 @@ def _evaluate_into(out, run, config, dataset, data_dir, batch_size):
     labels = test.test.labels
     metrics, counts = classification_metrics(probabilities, labels, test.class_names)
     metrics.update(dataset=test.name, images_per_second=round(images_per_second, 1), backend=keras.backend.backend())
+    if test_time_augmentation:
+        augmented, _ = predict_probabilities(with_test_time_augmentation(model), test.test.images, batch_size)
+        metrics["accuracy_tta"] = float(np.mean(np.argmax(augmented, axis=1) == labels))
 
     write_json(out / "metrics.json", metrics)
     shown_names = drawable_names(test.class_names)

@@ -18,7 +18,7 @@ from vit_tf.weight_sources import is_keras_hub_preset, uses_exact_gelu
 
 DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
-    drop_path_rate=0.0,
+    drop_path_rate=0.0, test_time_augmentation=False,
 )
 # DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
 VIT_DEFAULTS = dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0)
@@ -82,6 +82,7 @@ class TrainConfig:
     mixing: Optional[str] = None  # per batch, in the input pipeline: none, mixup, cutmix
     mixing_alpha: Optional[float] = None
     drop_path_rate: Optional[float] = None  # stochastic depth of the last ViT block (ViT only)
+    test_time_augmentation: Optional[bool] = None  # also test with flips and shifts (harness.training.test_time)
     keep: Optional[str] = None  # "last" epoch or "best" validation accuracy; None: last, or best with patience
     patience: Optional[int] = None  # stop after this many epochs without a higher validation accuracy
     val_fraction: float = 0.1  # carved off the training split; the test split stays untouched
@@ -258,6 +259,8 @@ def _check_values(config):
     check_data_on_device(config.data_on_device, config.devices)
     if config.gelu not in (*GELUS, None):
         raise UserError(f"gelu is {config.gelu!r}; choose one of {', '.join(GELUS)}")
+    if not isinstance(config.test_time_augmentation, bool):
+        raise UserError(f"test_time_augmentation is {config.test_time_augmentation!r}; it must be true or false")
     if config.keep not in KEEP:
         raise UserError(f"keep is {config.keep!r}; choose one of {', '.join(KEEP)}")
     if (config.keep == "best" or config.patience is not None) and not config.val_fraction:

@@ -32,6 +32,7 @@ from harness.training.optimizer import build_optimizer
 from harness.training.precision import describe_device, resolve_precision
 from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
 from harness.training.seeding import seed_everything
+from harness.training.test_time import with_test_time_augmentation
 from model_parts.checkpoint import CheckpointError
 
 
@@ -159,6 +160,7 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         pretrained = {"file": pathlib.Path(report.path).name, "path": report.path, "sha256": report.sha256,
                       "dropped": report.dropped,
                       "position_grid": list(report.position_grid) if report.position_grid else None}
+    family.adapt_to_data(model, train_split.images)  # a resumed run's checkpoint then restores the same values
     print_parameters(model, family.parameter_breakdown(model))
     steps_per_epoch = config.steps_per_epoch(len(train_split))
     teacher, teacher_run = None, None
@@ -296,6 +298,20 @@ def interrupted(run, epochs, terminated):
                        f"continue with: python train.py --resume {run.path}", terminated)
 
 
+def test_batches(dataset, config, placement):
+    return inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size, placement.count,
+                                     placement.shard)
+
+
+def test_accuracy_with_tta(model, trainee, dataset, config, placement):
+    """The test accuracy of `model` with test-time augmentation, compiled as `trainee` is."""
+    augmented = with_test_time_augmentation(model)
+    augmented.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                      weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                      jit_compile=trainee.jit_compile)
+    return float(augmented.evaluate(test_batches(dataset, config, placement), verbose=0, return_dict=True)["accuracy"])
+
+
 def _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record=None):
     history = run.read_history()
     saved_epoch = len(history)
@@ -303,9 +319,14 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         model.load_weights(run.best_path)  # trainee shares these weights
         saved_epoch = recorder.best[0]
     print(f"testing on the {len(dataset.test):,} test images ...", flush=True)  # minutes on a CPU: say so
-    results = trainee.evaluate(inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size,
-                                                         placement.count, placement.shard),
-                               verbose=1 if sys.stdout.isatty() else 0, return_dict=True)
+    started = time.perf_counter()
+    results = trainee.evaluate(test_batches(dataset, config, placement), verbose=1 if sys.stdout.isatty() else 0,
+                               return_dict=True)
+    with_tta = None
+    if config.test_time_augmentation:
+        print("testing again with test-time augmentation (6 views of each image) ...", flush=True)
+        with_tta = test_accuracy_with_tta(model, trainee, dataset, config, placement)
+    test_seconds = time.perf_counter() - started
     run.save_model(model)
     train_seconds = sum(float(row["seconds"]) for row in history)
     metrics = {
@@ -314,6 +335,8 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         "dataset": dataset.name,
         "test_accuracy": float(results["accuracy"]),
         "test_loss": float(results["cross_entropy"]),  # plain cross-entropy, as evaluate.py computes it
+        # the mean logits of six views of each image (harness.training.test_time); None: not asked for
+        "test_accuracy_tta": with_tta,
         "best_val_accuracy": recorder.best[1],
         "saved_epoch": saved_epoch,  # whose weights model.keras holds (--keep)
         "keep": config.keep,
@@ -323,6 +346,7 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         "params": model.count_params(),
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 2),
+        "test_seconds": round(test_seconds, 2),  # the final evaluation(s), outside any time budget
         "images_per_second": round(recorder.steady_images_per_second() or 0.0, 1),
         "precision": precision,
         "backend": keras.backend.backend(),
@@ -331,6 +355,8 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
     run.write_metrics(metrics)  # from here on, the run counts as finished
     run.remove_checkpoint()
     kept = f" (weights of epoch {saved_epoch}, the best validation accuracy)" if config.keep == "best" else ""
+    if with_tta is not None:
+        kept += f"; {100 * with_tta:.2f}% with test-time augmentation"
     stopped = f" | stopped early after epoch {len(history)} of {config.epochs}" if metrics["stopped_early"] else ""
     print(
         f"done: {config.model} {config.preset} | {metrics['params']:,} params | test accuracy "
