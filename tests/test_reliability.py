@@ -53,7 +53,7 @@ def tensorboard_scalars(run_dir):
 def kill_after_first_checkpoint(run_dir, *train_arguments):
     """Starts train.py, SIGKILLs it half a second into its second epoch; returns the epochs it had finished."""
     command = [sys.executable, str(REPO / "train.py"), *map(str, train_arguments)]
-    epochs = int(command[command.index("--epochs") + 1])
+    epochs = int(command[command.index("--epochs") + 1]) if "--epochs" in command else float("inf")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
@@ -124,6 +124,20 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
             assert [v for _, v in sorted(points)] == pytest.approx([v for _, v in sorted(expected[key])], rel=1e-6), key
     history_losses = [float(row["loss"]) for row in losses(killed)]
     assert [v for _, v in sorted(curves[("train", "epoch_loss")])] == pytest.approx(history_losses, rel=1e-6)
+
+
+def test_a_budget_run_killed_mid_run_resumes_to_its_planned_steps(larger_folder, tmp_path):
+    """A time-budget run's config.json holds its planned steps and epochs: --resume trains to them."""
+    killed = tmp_path / "killed"
+    kill_after_first_checkpoint(killed, "--preset", "vit_test", "--data-dir", larger_folder, "--time-budget", "40s",
+                                "--batch-size", 8, "--run-dir", killed)
+    planned = json.loads((killed / "config.json").read_text())
+    assert planned["time_budget"] == 40.0 and planned["steps"] >= 1
+    resumed = run_train("--resume", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["steps_trained"] == planned["steps"] and metrics["epochs_trained"] == planned["epochs"]
 
 
 def test_resume_writes_the_epochs_a_kill_kept_out_of_tensorboard(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from harness.cli import duration
 from harness.errors import UserError
 from harness.training import time_budget
+from harness.training.callbacks import StepLimit
 from harness.training.config import TrainConfig, resolve
 from harness.training.optimizer import learning_rate_schedule
 
@@ -59,75 +60,100 @@ class StubRecorder:
         self.resets += 1
 
 
-def test_the_plan_fits_the_budget_and_a_slow_run_is_shortened_with_its_schedule(monkeypatch):
+def guarded_model(plan, steps, steps_per_epoch, warmup_steps=0, on_replan=lambda steps, epochs: None):
+    """A compiled toy model whose schedule spans `steps`, and the budget guard and step limit of its run."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    schedule = learning_rate_schedule(0.1, total_steps=steps, warmup_steps=warmup_steps)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    limit = StepLimit(steps, steps_per_epoch)
+    guard = time_budget.BudgetGuard(plan, limit, steps_per_epoch, on_replan=on_replan, recorder=StubRecorder())
+    for callback in (limit, guard):
+        callback.set_model(model)
+    return model, schedule, limit, guard
+
+
+def run_epochs(model, limit, guard, clock, step_seconds, steps_per_epoch, first_epoch=0):
+    """Trains on the fake clock until the step limit stops the run; returns the steps taken."""
+    done, epoch = first_epoch * steps_per_epoch, first_epoch
+    while not model.stop_training:
+        limit.on_epoch_begin(epoch)
+        guard.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            clock.now += step_seconds
+            done += 1
+            limit.on_train_batch_end(batch)
+            if model.stop_training:
+                break
+        guard.on_epoch_end(epoch)
+        epoch += 1
+    return done
+
+
+def test_the_plan_counts_steps_and_a_slow_run_is_shortened_with_its_schedule(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "perf_counter", clock)
     plan = time_budget.BudgetPlan(100.0, started=0.0)
     clock.now = 4.0  # the preflight took 4 s
-    # 10 steps of 0.5 s and 2 validation batches of 0.5 s: 6 s an epoch; 2 s to compile the real model
-    epochs = plan.choose_epochs(0.5, 0.5, 2.0, steps_per_epoch=10, validation_batches=2)
-    assert epochs == int(0.97 * (100 - 4 - 2) / 6) == 15
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    schedule = learning_rate_schedule(0.1, total_steps=epochs * 10, warmup_steps=10)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    # 10 steps of 0.5 s and 2 validation batches of 0.5 s: 6 s an epoch (0.6 s a step); 2 s to compile
+    steps = plan.choose_steps(0.5, 0.5, 2.0, steps_per_epoch=10, validation_batches=2)
+    assert steps == int(time_budget.SAFETY * (100 - 4 - 2) / 0.6) == 155  # 15.5 epochs: the last stops part-way
     replanned = []
-    guard = time_budget.BudgetGuard(plan, epochs, 10, on_replan=replanned.append, recorder=StubRecorder())
-    guard.set_model(model)
-    for epoch, seconds in enumerate([8.0, 9.0, 9.0]):  # really 9 s an epoch: 15 epochs no longer fit
-        guard.on_epoch_begin(epoch)
-        clock.now += seconds
-        guard.on_epoch_end(epoch)
-    # after epoch 2 (elapsed 21 s, 9 s an epoch): 2 + floor((100 - 21 - 2) / 9) = 10 epochs
-    assert replanned[0] == 10 and guard.epochs == replanned[-1] <= 10
-    final = guard.epochs
-    assert float(schedule(final * 10)) == pytest.approx(0.0, abs=1e-9)  # the decay ends on the last step
-    assert float(schedule(final * 10 - 5)) > 0
-    for epoch in range(3, final):
-        guard.on_epoch_begin(epoch)
-        clock.now += 9.0
-        guard.on_epoch_end(epoch)
-    assert model.stop_training and clock.now <= 100
+    model, schedule, limit, guard = guarded_model(plan, steps, 10, on_replan=lambda *length: replanned.append(length))
+    done = run_epochs(model, limit, guard, clock, 0.9, 10)  # really 0.9 s a step: 155 steps no longer fit
+    assert replanned and replanned[0][0] < 155 and done == limit.total_steps == replanned[-1][0]
+    # spent, within a step, the planning's margins and the time kept for compiling the re-planned step
+    assert 100 * (1 - 2 * time_budget.REPLAN_TOLERANCE) - 2.0 - 0.9 <= clock.now <= 100
+    assert float(schedule(done)) == pytest.approx(0.0, abs=1e-9)  # the decay ends on the last step
+    assert float(schedule(done - 5)) > 0
     record = guard.finish()
-    assert record["final_epochs"] == final and record["planned_epochs"] == 15 and record["replans"]
+    assert record["final_steps"] == done and record["planned_steps"] == 155 and record["replans"]
+
+
+def test_a_fast_run_is_lengthened_to_fill_its_budget(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "perf_counter", clock)
+    plan = time_budget.BudgetPlan(100.0, started=0.0)
+    steps = plan.choose_steps(1.0, 0.0, 0.0, steps_per_epoch=10, validation_batches=0)  # the preflight: 1 s a step
+    model, schedule, limit, guard = guarded_model(plan, steps, 10, warmup_steps=5)
+    done = run_epochs(model, limit, guard, clock, 0.7, 10)  # the real steps take 0.7 s
+    assert done > steps and 100 * (1 - 2 * time_budget.REPLAN_TOLERANCE) - 0.7 <= clock.now <= 100
+    assert float(schedule(done)) == pytest.approx(0.0, abs=1e-9) and float(schedule(done - 1)) > 0
+    assert schedule.warmup_steps == 5  # the warmup stays as planned
 
 
 def test_a_run_shortened_below_its_warmup_still_ends_its_schedule(monkeypatch):
-    # the preflight plans 48 epochs of 0.4 s with a 5-epoch warmup; the epochs then take 4 s: 5 fit in all
+    # the preflight plans 99 steps of 0.2 s with a 10-step warmup; the steps then take 2 s: 9 fit in all
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "perf_counter", clock)
     plan = time_budget.BudgetPlan(20.0, started=0.0)
-    epochs = plan.choose_epochs(0.2, 0.0, 0.0, steps_per_epoch=2, validation_batches=0)
-    assert epochs == 48
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    schedule = learning_rate_schedule(0.1, total_steps=epochs * 2, warmup_steps=10)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
-    guard = time_budget.BudgetGuard(plan, epochs, 2, on_replan=lambda epochs: None, recorder=StubRecorder())
-    guard.set_model(model)
-    epoch = 0
-    while not model.stop_training:
-        guard.on_epoch_begin(epoch)
-        clock.now += 4.0
-        guard.on_epoch_end(epoch)
-        epoch += 1
-    assert guard.epochs == epoch == 5 and clock.now <= 20.0  # re-planned once, from the first epoch's time
-    assert schedule.warmup_steps == 2  # a fifth of the 10 steps: the old 10-step warmup would have filled them
-    assert float(schedule(5 * 2)) == pytest.approx(0.0, abs=1e-9) and float(schedule(5 * 2 - 1)) > 0
+    steps = plan.choose_steps(0.2, 0.0, 0.0, steps_per_epoch=2, validation_batches=0)
+    assert steps == 99
+    model, schedule, limit, guard = guarded_model(plan, steps, 2, warmup_steps=10)
+    done = run_epochs(model, limit, guard, clock, 2.0, 2)
+    assert done == limit.total_steps <= 10 and clock.now <= 20.0
+    assert schedule.warmup_steps == done // 5  # a fifth of the steps: the old 10-step warmup would have filled them
+    assert float(schedule(done)) == pytest.approx(0.0, abs=1e-9) and float(schedule(done - 1)) > 0
 
 
 def test_a_run_on_schedule_is_not_replanned(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "perf_counter", clock)
     plan = time_budget.BudgetPlan(100.0, started=0.0)
-    epochs = plan.choose_epochs(0.5, 0.0, 0.0, steps_per_epoch=10, validation_batches=0)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate_schedule(0.1, epochs * 10, 0)), loss="mse")
-    guard = time_budget.BudgetGuard(plan, epochs, 10, on_replan=pytest.fail, recorder=StubRecorder())
-    guard.set_model(model)
-    for epoch in range(epochs):
-        guard.on_epoch_begin(epoch)
-        clock.now += 5.0
-        guard.on_epoch_end(epoch)
-        assert model.stop_training == (epoch + 1 == epochs)
+    steps = plan.choose_steps(0.5, 0.0, 0.0, steps_per_epoch=10, validation_batches=0)
+    model, _, limit, guard = guarded_model(plan, steps, 10, on_replan=pytest.fail)
+    assert run_epochs(model, limit, guard, clock, 0.5, 10) == steps == 199
+
+
+def test_a_steps_run_trains_exactly_its_steps(image_folder, tmp_path):
+    """--steps stops part-way through the last epoch, where the schedule ends."""
+    from harness.training.run_dir import RunDirectory
+    from harness.training.trainer import train
+
+    metrics = train(TrainConfig(model="cnn", preset="resnet_test", data_dir=str(image_folder), steps=7,
+                                batch_size=8, run_dir=str(tmp_path / "run")), verbose=0)
+    assert metrics["train_images_per_epoch"] == 16 and metrics["steps_trained"] == 7  # 2 steps an epoch
+    history = RunDirectory(tmp_path / "run").read_history()
+    assert len(history) == 4 and float(history[-1]["learning_rate"]) == 0.0  # the fourth epoch: one step
 
 
 def test_a_budget_run_records_its_plan_and_ends_its_schedule(image_folder, tmp_path):
@@ -137,13 +163,14 @@ def test_a_budget_run_records_its_plan_and_ends_its_schedule(image_folder, tmp_p
     metrics = train(TrainConfig(model="vit", preset="vit_test", data_dir=str(image_folder), time_budget=20.0,
                                 batch_size=8, run_dir=str(tmp_path / "run")), verbose=0)
     record = metrics["time_budget"]
-    assert record["budget_seconds"] == 20.0 and record["planned_epochs"] >= 1
+    assert record["budget_seconds"] == 20.0 and record["planned_steps"] >= 1
     assert metrics["epochs"] == record["final_epochs"] == metrics["epochs_trained"]
     run = RunDirectory(tmp_path / "run")
-    assert json.loads(run.config_path.read_text())["epochs"] == metrics["epochs"]  # what a resume would train
+    saved = json.loads(run.config_path.read_text())
+    assert (saved["epochs"], saved["steps"]) == (metrics["epochs"], record["final_steps"])  # what a resume trains
     history = run.read_history()
     assert len(history) == metrics["epochs"]
-    stopped_short = any(replan["epochs"] == replan["after_epoch"] for replan in record["replans"])
+    stopped_short = any(replan["steps"] == replan["after_step"] for replan in record["replans"])
     assert stopped_short or float(history[-1]["learning_rate"]) == 0.0
 
 

@@ -67,6 +67,24 @@ def best_epoch(rows):
     return best
 
 
+class StepLimit(keras.callbacks.Callback):
+    """Stops training after `total_steps` optimisation steps, part-way through an epoch if need be (a run
+    given in steps, or planned from a time budget, rarely fills its last epoch). A time budget's guard may
+    change `total_steps` between epochs."""
+
+    def __init__(self, total_steps, steps_per_epoch):
+        super().__init__()
+        self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        self.steps_left = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps_left = self.total_steps - epoch * self.steps_per_epoch  # this epoch's and after
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= self.steps_left:
+            self.model.stop_training = True
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """After each epoch, in this order (which `resume` relies on): one history.csv row, the checkpoint,
     the best weights (with keep="best"), then the early-stopping decision (with `patience`).
@@ -82,9 +100,9 @@ class EpochRecorder(keras.callbacks.Callback):
     epoch really trains on.
     """
 
-    def __init__(self, run, train_images, guard, model, keep="last", patience=None, history=()):
+    def __init__(self, run, train_images, steps_per_epoch, guard, model, keep="last", patience=None, history=()):
         super().__init__()
-        self.run, self.train_images, self.guard = run, train_images, guard
+        self.run, self.train_images, self.steps_per_epoch, self.guard = run, train_images, steps_per_epoch, guard
         self.plain_model, self.keep, self.patience = model, keep, patience
         self.best = best_epoch(history)
         self.last_epoch = len(history)
@@ -99,6 +117,10 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
         self.train_end = None
+        self.first_step = self._steps_done()
+
+    def _steps_done(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_test_begin(self, logs=None):  # validation starts once the epoch's training steps are done
         self.train_end = time.perf_counter()
@@ -108,14 +130,17 @@ class EpochRecorder(keras.callbacks.Callback):
             return
         now = time.perf_counter()
         train_seconds = (self.train_end or now) - self.epoch_start
-        self.train_seconds.append(train_seconds)
+        # a last epoch cut short by a StepLimit trained only part of the images
+        train_images = self.train_images * min(1.0, (self._steps_done() - self.first_step) / self.steps_per_epoch)
+        if train_images == self.train_images:  # full epochs give the typical speed
+            self.train_seconds.append(train_seconds)
         learning_rate = self._learning_rate()
         row = {
             **{name: round(float(value), 6) for name, value in (logs or {}).items()},
             "epoch": epoch + 1,
             "seconds": round(now - self.epoch_start, 3),
             "train_seconds": round(train_seconds, 3),
-            "images_per_second": round(self.train_images / train_seconds, 1),
+            "images_per_second": round(train_images / train_seconds, 1),
             "learning_rate": round(float(keras.ops.convert_to_numpy(learning_rate)), 8),
         }
         self.run.append_history(row)

@@ -68,8 +68,8 @@ class TrainConfig:
     distillation_alpha: Optional[float] = None  # weight of the teacher's term: hard 0.5, soft 0.1 (DeiT)
     distillation_temperature: Optional[float] = None  # soft distillation's T: 3 (DeiT)
     epochs: Optional[int] = None
-    steps: Optional[int] = None  # train this many steps instead; the epochs follow from the data
-    time_budget: Optional[float] = None  # seconds: as many epochs as fit (harness.training.time_budget)
+    steps: Optional[int] = None  # train this many steps instead; the epochs follow (the last may stop part-way)
+    time_budget: Optional[float] = None  # seconds: as many steps as fit (harness.training.time_budget)
     warmup_steps: Optional[int] = None  # with `steps`: the warmup, in steps
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None  # peak, after warmup
@@ -125,6 +125,11 @@ class TrainConfig:
         full = max(1, train_images // self.batch_size)
         return min(full, self.steps) if self.steps is not None else full
 
+    def total_steps(self, steps_per_epoch):
+        """The optimisation steps of the whole run: `steps` where given (the last epoch may stop part-way), else
+        every step of every epoch. The learning-rate schedule ends on the last one."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
+
     def for_data(self, train_images):
         """A step-counted config (`steps`) turned into epochs for a training split of `train_images`."""
         if self.epochs is not None or self.steps is None:  # epochs given, or planned from a time budget
@@ -171,16 +176,17 @@ def check_data_on_device(setting, devices="1"):
             raise UserError("--data-on-device on keeps the split on one device; with --devices, use auto")
 
 
-def resolve(config: TrainConfig, pretrained_file_needed=True):
+def resolve(config: TrainConfig, pretrained_file_needed=True, resumed=False):
     """The config with every default filled in and the image size decided, or a one-line UserError
     for settings that do not fit together (checked before any data loads or Keras starts).
 
     In order: the options that exclude or need each other, then the defaults (recipe, family, global:
     `TrainConfig.with_recipe_defaults`), then what the model family accepts, then every value's range.
-    `pretrained_file_needed=False`: a resumed run whose checkpoint holds the fine-tuned weights."""
+    `pretrained_file_needed=False`: a resumed run whose checkpoint holds the fine-tuned weights.
+    `resumed`: the settings of a run that has started, whose time budget has become planned epochs and steps."""
     if config.model not in MODEL_FAMILIES:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
-    _check_combinations(config, pretrained_file_needed)
+    _check_combinations(config, pretrained_file_needed, resumed)
     family = MODEL_FAMILIES[config.model]
     if config.preset is not None and config.preset not in family.presets:
         raise UserError(f"unknown {config.model} preset {config.preset!r}; choose one of: {', '.join(family.presets)}")
@@ -194,10 +200,10 @@ def resolve(config: TrainConfig, pretrained_file_needed=True):
     return dataclasses.replace(config, image_size=architecture["image_size"])
 
 
-def _check_combinations(config, pretrained_file_needed):
+def _check_combinations(config, pretrained_file_needed, resumed=False):
     """Options that exclude each other, or need another one, as given (before any default)."""
     if config.time_budget is not None:
-        if config.epochs is not None or config.steps is not None:
+        if (config.epochs is not None or config.steps is not None) and not resumed:
             raise UserError("give one of --epochs, --steps and --time-budget: the budget chooses the epochs")
         if not (isinstance(config.time_budget, (int, float)) and math.isfinite(config.time_budget)
                 and config.time_budget > 0):

@@ -25,7 +25,7 @@ def learning_rate_schedule(peak, total_steps, warmup_steps):
 def build_optimizer(config, model, steps_per_epoch):
     schedule = learning_rate_schedule(
         config.learning_rate,
-        total_steps=config.epochs * steps_per_epoch,
+        total_steps=config.total_steps(steps_per_epoch),
         warmup_steps=round(config.warmup_epochs * steps_per_epoch),
     )
     clip = {"global_clipnorm": config.gradient_clip_norm} if config.gradient_clip_norm else {}

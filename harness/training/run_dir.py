@@ -281,7 +281,7 @@ def open_unfinished_run(run_dir):
     try:
         # the released checkpoint a fine-tuning run started from is read again only if no epoch is saved
         return run, resolve(from_saved(run.read_config(RESUME_KEYS)),
-                            pretrained_file_needed=not run.checkpoint_path.exists())
+                            pretrained_file_needed=not run.checkpoint_path.exists(), resumed=True)
     except UserError as error:
         raise UserError(f"{error}" if str(run.config_path) in str(error) else f"{run.config_path}: {error}") from None
 

@@ -22,6 +22,7 @@ from harness.training.augment import build_augmentation, with_augmentation
 from harness.training.callbacks import (
     EpochRecorder,
     NonFiniteLossGuard,
+    StepLimit,
     augmentation_reseeder,
     backfill_tensorboard,
     tensorboard_logger,
@@ -231,15 +232,18 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     guard = NonFiniteLossGuard()
-    recorder = EpochRecorder(run, train_images, guard, model, config.keep, config.patience, history)
+    recorder = EpochRecorder(run, train_images, steps_per_epoch, guard, model, config.keep, config.patience, history)
     if config.keep == "best" and first_epoch and recorder.best[0] == first_epoch:
         run.save_best(model)  # killed before the best weights were written: the checkpoint holds them
-    budget_guard = [] if plan is None else [
-        time_budget.BudgetGuard(plan, config.epochs, steps_per_epoch, recorder=recorder,
-                                on_replan=lambda epochs: run.write_config({**run.read_config(), "epochs": epochs}))]
+    step_limit = [] if config.steps is None else [StepLimit(config.steps, steps_per_epoch)]
+    budget_guard = [] if plan is None else [time_budget.BudgetGuard(
+        plan, step_limit[0], steps_per_epoch, recorder=recorder,
+        on_replan=lambda steps, epochs: run.write_config({**run.read_config(), "steps": steps, "epochs": epochs}))]
+    # a budget run may be re-planned to more epochs than planned: room for them
+    last_epoch = budget_guard[0].max_epochs if budget_guard else config.epochs
     if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
-            train_split, dataset.num_classes, config.batch_size, range(first_epoch, config.epochs), config.seed,
+            train_split, dataset.num_classes, config.batch_size, range(first_epoch, last_epoch), config.seed,
             config.mixing, config.mixing_alpha, deterministic, placement.shard, on_device,
         )
         val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
@@ -247,11 +251,11 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         trainee.fit(
             train_data,
             validation_data=val_data,
-            epochs=config.epochs,
+            epochs=last_epoch,
             initial_epoch=first_epoch,
             steps_per_epoch=steps_per_epoch,
-            # the budget guard comes after the recorder: it may shorten the run the recorder has saved
-            callbacks=[guard, recorder, *tensorboard_logger(run, recorder),
+            # the budget guard comes after the recorder: it may re-plan the run the recorder has saved
+            callbacks=[guard, *step_limit, recorder, *tensorboard_logger(run, recorder),
                        *augmentation_reseeder(trainee, config.seed), *budget_guard],
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
@@ -267,13 +271,13 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
     budget_record = None
     if plan is not None:
         budget_record = budget_guard[0].finish()
-        config = dataclasses.replace(config, epochs=budget_record["final_epochs"])
+        config = dataclasses.replace(config, epochs=budget_record["final_epochs"], steps=budget_record["final_steps"])
     return _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record)
 
 
 def plan_time_budget(family, config, dataset, train_split, val_split, steps_per_epoch, teacher):
-    """(the plan, the config with its epochs and warmup) for a time-budget run: a throwaway copy of the
-    training model times its steps (harness.training.time_budget)."""
+    """(the plan, the config with its steps, epochs and warmup) for a time-budget run: a throwaway copy of
+    the training model times its steps (harness.training.time_budget)."""
     plan = time_budget.BudgetPlan(config.time_budget, time.perf_counter())
     copy = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes,
                         **model_overrides(config))
@@ -282,9 +286,10 @@ def plan_time_budget(family, config, dataset, train_split, val_split, steps_per_
     measured = time_budget.measure(trial, train_split, dataset.num_classes, config.batch_size, validation_batches,
                                    config.time_budget)
     del trial, copy
-    epochs = plan.choose_epochs(*measured, steps_per_epoch, validation_batches)
+    steps = plan.choose_steps(*measured, steps_per_epoch, validation_batches)
     print(plan.describe(), flush=True)
-    return plan, dataclasses.replace(config, epochs=epochs, warmup_epochs=time_budget.warmup_for(config, epochs))
+    return plan, dataclasses.replace(config, steps=steps, epochs=math.ceil(steps / steps_per_epoch),
+                                     warmup_epochs=time_budget.warmup_for(config, steps / steps_per_epoch))
 
 
 def interrupted(run, epochs, terminated):
@@ -341,6 +346,7 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         "saved_epoch": saved_epoch,  # whose weights model.keras holds (--keep)
         "keep": config.keep,
         "epochs_trained": len(history),
+        "steps_trained": int(keras.ops.convert_to_numpy(trainee.optimizer.iterations)),
         "stopped_early": len(history) < config.epochs,
         "train_images_per_epoch": recorder.train_images,
         "params": model.count_params(),
