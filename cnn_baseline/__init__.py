@@ -16,14 +16,14 @@ _LAZY = {  # these need Keras
     **dict.fromkeys(["build_cnn", "flops_per_image", "activations_per_image", "parameter_breakdown"],
                     "cnn_baseline.model"),
     **dict.fromkeys(["load_pretrained", "check_compatible"], "cnn_baseline.checkpoint"),  # BiT's released files
-    "adapt_to_data": "cnn_baseline.fast_cnn",  # the fast CNN's whitening, computed from training images
+    "adapt_to_data": "model_parts.fast_conv",  # the fast CNN's whitening, computed from training images
 }
 
 __all__ = ["PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register BiT's and the fast CNN's layers now, so saved
     importlib.import_module("model_parts.bit")  # models load at once
-    importlib.import_module("cnn_baseline.fast_cnn")
+    importlib.import_module("model_parts.fast_conv")
 
 
 def __getattr__(name):  # PEP 562: Keras loads on first use, as in vit_tf

@@ -37,7 +37,7 @@ PRESETS = {
     "fast_cnn_small_no_dirac": dict(architecture="fast", stage_widths=(64, 128, 128), dirac=False),
     "fast_cnn_small_no_boost": dict(architecture="fast", stage_widths=(64, 128, 128), bias_boost=1.0),
 }
-FAST_DEFAULTS = dict(whitening=True, dirac=True, bias_boost=8.0)  # the fast CNN's tricks, all on
+FAST_DEFAULTS = dict(whitening=True, dirac=True, bias_boost=None)  # all on (None: model_parts.fast_conv's boost)
 ARCHITECTURES = ("preact", "bit", "fast")
 DEFAULT_PRESET = "resnet20"
 DEFAULT_IMAGE_SIZE = 32  # every preset is a CIFAR-style network

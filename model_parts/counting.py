@@ -5,11 +5,17 @@ import numpy as np
 from keras import layers
 
 
+def is_convolution(layer):
+    """Keras' convolutions, and layers that convolve with a kernel of their own (the fast CNN's whitening)."""
+    kernel = getattr(layer, "kernel", None)
+    return isinstance(layer, layers.Conv2D) or (kernel is not None and len(kernel.shape) == 4)
+
+
 def multiply_adds(some_layers):
     """Multiply-adds of one image through the convolutions and Dense layers among `some_layers`."""
     total = 0
     for layer in some_layers:
-        if isinstance(layer, layers.Conv2D):
+        if is_convolution(layer):
             height, width = layer.output.shape[1:3]
             total += height * width * int(np.prod(layer.kernel.shape))
         elif isinstance(layer, layers.Dense):

@@ -1,5 +1,5 @@
-"""The fast CNN (cnn_baseline.fast_cnn): whitening against NumPy, the boosted bias's step, the Dirac start,
-saving, and test-time augmentation against a NumPy reference."""
+"""The fast CNN (cnn_baseline.fast_cnn, model_parts.fast_conv): whitening against NumPy, the boosted bias's
+step, the Dirac start, saving, and test-time augmentation against a NumPy reference."""
 
 import keras
 import numpy as np
@@ -7,8 +7,8 @@ import pytest
 from keras import ops
 
 import cnn_baseline
-from cnn_baseline.fast_cnn import BoostedBias, Dirac, PatchWhitening, adapt_to_data
 from harness.training.test_time import shifted, with_test_time_augmentation
+from model_parts.fast_conv import BoostedBias, Dirac, PatchWhitening, adapt_to_data
 
 
 def correlated_images(count=300, size=8, seed=0):
@@ -105,3 +105,28 @@ def test_test_time_augmentation_averages_six_views():
         expected = expected + weight / 2 * (logits(view) + logits(view[:, :, ::-1]))
     np.testing.assert_allclose(ops.convert_to_numpy(with_test_time_augmentation(model)(images)), expected,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_hybrid_on_the_conv_stem_reads_64_tokens_and_loads_back(tmp_path):
+    import vit_tf
+
+    model = vit_tf.build_vit("hybrid_fast_test", num_classes=3)
+    images = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    vit_tf.adapt_to_data(model, images)
+    assert model.get_layer("position_embedding").position_embedding.shape[1] == 8 * 8 + 1  # stride 4, class token
+    breakdown = vit_tf.parameter_breakdown(model)
+    assert breakdown["conv stem"] > 0 and sum(breakdown.values()) == model.count_params()
+    model.save(tmp_path / "hybrid.keras")
+    loaded = keras.saving.load_model(tmp_path / "hybrid.keras")
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(images)), ops.convert_to_numpy(model(images)), rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="one stem"):
+        vit_tf.resolve_config("hybrid_fast_test", resnet_width=32, resnet_blocks=(1,))
+    with pytest.raises(ValueError, match="4 px per token"):
+        vit_tf.resolve_config("hybrid_fast_test", image_size=30)
+
+
+def test_whitening_with_same_padding_keeps_the_map_size():
+    images = correlated_images(count=10, size=6)
+    layer = PatchWhitening(padding="same")
+    assert layer.compute_output_shape(images.shape) == (10, 6, 6, 24) == tuple(layer(images).shape)

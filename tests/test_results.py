@@ -59,3 +59,14 @@ def test_the_results_table_summarises_seeds_as_mean_and_spread():
     tool = results_tool()
     assert tool.summary([91.0]) == "91.00%"
     assert tool.summary([90.0, 91.0, 92.0]) == "91.00% ± 1.00% (3 seeds)"
+
+
+def test_every_measured_run_names_its_cpu_and_a_clean_commit():
+    """A figure from uncommitted code cannot be reproduced, and one without its CPU cannot be compared."""
+    manifests = sorted((ROOT / "results").glob("**/manifest.json"))
+    assert manifests
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        commit = manifest["git_commit"] or ""
+        assert len(commit) == 40 and "dirty" not in commit, f"{path}: made from {commit or 'no commit'}"
+        assert manifest.get("cpu"), f"{path} does not name its CPU"

@@ -29,7 +29,7 @@ def test_a_bad_duration_says_how_to_write_one(text):
 
 def test_a_budget_recipe_leaves_the_epochs_to_the_plan_and_epochs_given_win():
     budgeted = resolve(TrainConfig(model="cnn", recipe="cpu30"))
-    assert (budgeted.epochs, budgeted.time_budget, budgeted.preset) == (None, 1800.0, "resnet20")
+    assert (budgeted.epochs, budgeted.time_budget, budgeted.preset) == (None, 1800.0, "fast_cnn_small")
     fixed = resolve(TrainConfig(model="vit", recipe="cpu30", epochs=3))
     assert (fixed.epochs, fixed.time_budget) == (3, None)  # the recipe's budget does not apply to fixed epochs
     assert resolve(TrainConfig(model="vit", time_budget=60.0)).warmup_epochs is None  # set by the plan

@@ -76,6 +76,9 @@ def read_runs():
         runs.append({"recipe": folder.parent.name, "model": metrics["model"], "preset": metrics["preset"],
                      "seed": manifest["seed"], "folder": folder.relative_to(ROOT).as_posix(),
                      "test_accuracy": 100 * metrics["test_accuracy"], "epochs": metrics["epochs_trained"],
+                     "test_accuracy_tta": (100 * metrics["test_accuracy_tta"]
+                                           if metrics.get("test_accuracy_tta") is not None else None),
+                     "cpu": manifest["cpu"], "commit": manifest["git_commit"],
                      "train_minutes": budget.get("actual_seconds", metrics["train_seconds"]) / 60,
                      "params": metrics["params"], "device": manifest["device"],
                      "data": f"{metrics['dataset']}, {config['split_sizes']['train']:,} train",
@@ -110,19 +113,23 @@ def expected(runs=None):
 
 def results_table(runs):
     """The Markdown table README.md and results/README.md show: one row per recipe and model."""
-    lines = ["| recipe | model | data | test accuracy | epochs | training time | parameters "
-             "| machine (resnet20 img/s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| recipe | model | data | test accuracy | with test-time augmentation | epochs | training time "
+             "| parameters | machine (resnet20 img/s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (recipe, model), rows in groups(runs).items():
         first = rows[0]
         epochs = sorted({row["epochs"] for row in rows})
         epochs = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"{epochs[0]}"
         minutes = statistics.mean(row["train_minutes"] for row in rows)
         accuracy = summary([row["test_accuracy"] for row in rows])
+        tta = [row["test_accuracy_tta"] for row in rows if row["test_accuracy_tta"] is not None]
+        tta = summary(tta) if len(tta) == len(rows) else "-"
         speeds = sorted({round(row["calibration"]) for row in rows})
         speed = f"{speeds[0]}-{speeds[-1]}" if len(speeds) > 1 else f"{speeds[0]}"
-        lines.append(f"| `{recipe}` | {MODEL_NAMES[model]} `{first['preset']}` | {first['data']} | {accuracy} | "
-                     f"{epochs} | {minutes:.1f} min | {first['params']:,} | {first['device']} ({speed}) |")
+        cpus = " / ".join(sorted({row["cpu"] for row in rows}))
+        lines.append(f"| `{recipe}` | {MODEL_NAMES[model]} `{first['preset']}` | {first['data']} | {accuracy} "
+                     f"| {tta} | {epochs} | {minutes:.1f} min | {first['params']:,} "
+                     f"| {cpus}; {first['device']} ({speed}) |")
     return "\n".join(lines)
 
 

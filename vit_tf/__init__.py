@@ -20,6 +20,7 @@ _LAZY = {
                      "MlpBlock", "EncoderBlock", "TokenPooling", "DistillationToken", "HeadFusion"], "vit_tf.layers"),
     **dict.fromkeys(["load_pretrained", "check_compatible", "CheckpointError", "interpolate_grid"],
                     "vit_tf.checkpoint"),
+    "adapt_to_data": "model_parts.fast_conv",  # a conv-stem hybrid's whitening, computed from training images
 }
 
 __all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LAZY]
@@ -28,6 +29,7 @@ __all__ = ["PRESETS", "HYBRID_PRESETS", "DEFAULT_PRESET", "resolve_config", *_LA
 if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, so saved models load at once
     importlib.import_module("vit_tf.layers")
     importlib.import_module("model_parts.bit")  # the hybrid stem's weight-standardised convolution
+    importlib.import_module("model_parts.fast_conv")  # the conv stem's whitening and boosted biases
 
 
 def __getattr__(name):

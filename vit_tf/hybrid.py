@@ -1,5 +1,6 @@
-"""The hybrid architecture (paper section 3.1): a ResNet's feature map, cut into 1x1 "patches", is
-the input sequence of the ViT.
+"""The hybrid architecture (paper section 3.1): a CNN's feature map, cut into 1x1 "patches", is
+the input sequence of the ViT. The CNN is the authors' ResNet, or (our departure, for short budgets) the
+fast CNN's whitening and conv groups (`conv_stem`).
 
 The ResNet is the authors' (`vit_jax/models_resnet.py`): BiT's GroupNorm and weight-standardised
 convolutions (`model_parts.bit`), but post-activation bottleneck units with "same" padding, a
@@ -10,6 +11,7 @@ stages 1-3 of ResNet-50 with stage 3 extended to 9 units (appendix B/D): a total
 from keras import layers
 
 from model_parts.bit import GROUPS, StandardizedConv2D, group_norm
+from model_parts.fast_conv import PatchWhitening, conv_group
 
 GN_EPSILON = 1e-6  # Flax's GroupNorm default, which the authors' hybrid uses
 WS_EPSILON = 1e-5  # added to the kernel's standard deviation, as `models_resnet.weight_standardize`
@@ -54,8 +56,17 @@ def resnet_stem(x, width, blocks):
     return x
 
 
+def conv_stem(x, widths):
+    """The fast CNN's stem on [-1, 1] images (`model_parts.fast_conv`): patch whitening ("same" padding, so
+    the map keeps its size), GELU, then one conv group per entry of `widths`, each halving the map."""
+    x = PatchWhitening(padding="same", name="stem_whitening")(x)
+    x = layers.Activation("gelu", name="stem_gelu")(x)
+    for index, width in enumerate(widths):
+        x = conv_group(x, width, name=f"stem_group{index}")
+    return x
 
-STEM_PREFIXES = ("conv_root", "gn_root", "root_", "block")
+
+STEM_PREFIXES = ("conv_root", "gn_root", "root_", "block", "stem_")
 
 
 def stem_layers(model):

@@ -5,7 +5,7 @@ import numpy as np
 from keras import layers
 
 from model_parts.counting import layer_outputs, multiply_adds
-from vit_tf.hybrid import resnet_stem, stem_layers
+from vit_tf.hybrid import conv_stem, resnet_stem, stem_layers
 from vit_tf.layers import (
     LAYER_NORM_EPSILON,
     ClassToken,
@@ -41,6 +41,8 @@ def build_vit(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **override
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(images)
     if config["resnet_width"]:  # the hybrid: patches of the ResNet's feature map (section 3.1)
         x = resnet_stem(x, config["resnet_width"], config["resnet_blocks"])
+    elif config["conv_stem_widths"]:  # ... or of the fast CNN's (our departure, for short budgets)
+        x = conv_stem(x, config["conv_stem_widths"])
     x = PatchEmbedding(config["patch_size"], config["hidden_dim"], name="patch_embedding")(x)
     if config["classifier"] == "token":
         x = ClassToken(name="class_token")(x)
@@ -141,10 +143,11 @@ def parameter_breakdown(model):
     """Parameter counts per component: (the hybrid's ResNet stem,) patch embedding (E, class token,
     E_pos), encoder, head."""
     stem = stem_layers(model)
-    groups = {**({"resnet stem": 0} if stem else {}), "patch embedding": 0, "encoder": 0, "head": 0}
+    stem_name = "conv stem" if any(layer.name == "stem_whitening" for layer in stem) else "resnet stem"
+    groups = {**({stem_name: 0} if stem else {}), "patch embedding": 0, "encoder": 0, "head": 0}
     for layer in model.layers:
         if layer in stem:
-            group = "resnet stem"
+            group = stem_name
         elif isinstance(layer, (PatchEmbedding, ClassToken, DistillationToken, PositionEmbedding)):
             group = "patch embedding"
         elif layer.name in ("head", "pre_logits", "head_distillation"):

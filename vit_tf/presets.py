@@ -53,6 +53,12 @@ HYBRID_PRESETS = {
                               resnet_width=32, resnet_blocks=(2,)),
     "hybrid_test": dict(patch_size=1, hidden_dim=16, num_layers=2, mlp_dim=32, num_heads=2, image_size=32,
                         resnet_width=32, resnet_blocks=(1,)),  # unit tests
+    # Departure (ours): the fast CNN's whitening and first two conv groups (`model_parts.fast_conv`) as the
+    # stem, for short CPU budgets: an 8x8 map of 128 channels (64 tokens), vit_cifar_mini's encoder on it.
+    "hybrid_cifar_fast": dict(patch_size=1, hidden_dim=128, num_layers=3, mlp_dim=256, num_heads=4, image_size=32,
+                              conv_stem_widths=(64, 128)),
+    "hybrid_fast_test": dict(patch_size=1, hidden_dim=16, num_layers=1, mlp_dim=32, num_heads=2, image_size=32,
+                             conv_stem_widths=(8, 16)),  # unit tests
 }
 
 PRESETS = {**PAPER_PRESETS, **CIFAR_PRESETS, **HYBRID_PRESETS}
@@ -70,11 +76,14 @@ DEFAULT_OPTIONS = dict(
     distillation=False,  # DeiT: a distillation token with its own head; inference averages the two heads
     resnet_width=None,  # hybrid: the ResNet stem's root channels; None: patches of pixels (plain ViT)
     resnet_blocks=None,  # hybrid: residual units per stage of the stem
+    conv_stem_widths=None,  # hybrid: instead of the ResNet, the fast CNN's conv groups of these widths (stride 2 each)
 )
 
 
 def pixels_per_token(config):
     """The side of the image square one token covers: P, or P times the hybrid stem's stride."""
+    if config["conv_stem_widths"]:
+        return config["patch_size"] * 2 ** len(config["conv_stem_widths"])  # each conv group halves the map
     if config["resnet_width"] is None:
         return config["patch_size"]
     stages = len(config["resnet_blocks"])
@@ -94,6 +103,8 @@ def resolve_config(preset=DEFAULT_PRESET, image_size=None, num_classes=10, **ove
         config["image_size"] = image_size
     if (config["resnet_width"] is None) != (config["resnet_blocks"] is None):
         raise ValueError("a hybrid needs both resnet_width and resnet_blocks")
+    if config["resnet_width"] is not None and config["conv_stem_widths"]:
+        raise ValueError("a hybrid has one stem: give resnet_width and resnet_blocks, or conv_stem_widths")
     if config["resnet_width"] is not None and config["resnet_width"] % 32:
         raise ValueError(f"resnet_width {config['resnet_width']} is not a multiple of 32, GroupNorm's groups")
     side = pixels_per_token(config)

@@ -233,7 +233,7 @@ def _vit_figures(result, out):
     pixels it strides over."""
     model, config = result.model, result.config["model_config"]
     prefix = result.file_prefix
-    hybrid = config.get("resnet_width") is not None
+    hybrid = config.get("resnet_width") is not None or bool(config.get("conv_stem_widths"))
     side, size = pixels_per_token({**DEFAULT_OPTIONS, **config}), config["image_size"]
     grid = size // side
     _, attention = vit_tf.encoder_outputs(model, result.test.images[:ATTENTION_IMAGES].astype("float32"))

@@ -304,8 +304,8 @@ def load_model(run):
     """Loads a run's model.keras in Keras' safe mode, which refuses to deserialise arbitrary code."""
     import keras  # only here and in restore_checkpoint: the rest of this module needs no framework
 
-    import cnn_baseline.fast_cnn  # noqa: F401  (registers the fast CNN's whitening and bias layers)
     import model_parts.bit  # noqa: F401  (registers the weight-standardised convolution of BiT and the hybrid)
+    import model_parts.fast_conv  # noqa: F401  (registers the whitening and bias layers of the fast CNN and stem)
     import vit_tf.layers  # noqa: F401  (registers the ViT layers with Keras)
 
     try:
