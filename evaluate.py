@@ -44,9 +44,9 @@ def check_export_options(args, model):
         args.format = args.format or "onnx"
         if args.image or args.dataset or args.data_dir or args.tta:
             raise UserError("--export exports the model; drop --image, --dataset, --data-dir and --tta")
+        check_export(args.export, args.format, model)
     if args.tta and args.image:
         raise UserError("--tta is for evaluating on a test split; drop it with --image")
-        check_export(args.export, args.format, model)
 
 
 @cli_main

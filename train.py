@@ -154,10 +154,10 @@ def build_parser():
     training.add_argument("--mixing-alpha", type=positive(float),
                           help=f"MixUp's Beta(alpha, alpha); CutMix's upper bound of alpha (default: recipe, else "
                           f"{DEFAULTS['mixing_alpha']})")
-    training.add_argument("--tta", dest="test_time_augmentation", action=argparse.BooleanOptionalAction,
+    training.add_argument("--tta", dest="test_time_augmentation", action="store_true", default=None,
                           help="after training, also test with test-time augmentation (the mean logits of each "
-                          "image's mirror and 1-pixel shifts), reported beside the plain test accuracy "
-                          "(default: recipe, else no)")
+                          "image, its mirror and 1-pixel shifts), reported beside the plain test accuracy "
+                          "(default: recipe, else no; the CPU recipes' CNN has it)")
     training.add_argument("--keep", choices=KEEP,
                           help="which weights model.keras gets: the last epoch's, or those of the best validation "
                           "accuracy (default: last; best with --patience)")

@@ -5,8 +5,8 @@ in 3.29 seconds on a single GPU") and Page's ResNet-9 (2018): the presets whose 
            -> three conv groups: conv3x3 -> max-pool 2 -> BatchNorm -> GELU -> conv3x3 -> BatchNorm -> GELU
            -> global max-pool -> Dense (no bias) x 1/9
 
-The whitening, the Dirac start and the boosted BatchNorm biases are `model_parts.fast_conv`'s; the head's
-logits are scaled by 1/9 (`HEAD_SCALE`), so the first steps do not saturate the softmax.
+The whitening, the Dirac start and the (optionally boosted) BatchNorm biases are `model_parts.fast_conv`'s;
+the head's logits are scaled by 1/9 (`HEAD_SCALE`), so the first steps do not saturate the softmax.
 """
 
 from keras import layers
@@ -18,8 +18,8 @@ HEAD_SCALE = 1 / 9
 
 def fast_cnn(x, config, num_classes):
     """The logits of the fast CNN for preprocessed images `x` (see the module docstring). The columns
-    `whitening`, `dirac` and `bias_boost` switch a trick off for the ablation presets: a learned 2x2
-    convolution of the same shape, PyTorch's default initialisation, a plain bias (boost 1)."""
+    `whitening`, `dirac` and `bias_boost` switch a trick for the ablation presets: a learned 2x2
+    convolution of the same shape, PyTorch's default initialisation, airbench's boosted biases."""
     if config["whitening"]:
         x = PatchWhitening(name="stem_whitening")(x)
     else:

@@ -40,7 +40,8 @@ def combinations(families):
             if name == "vit" and paper_sized:
                 continue
             if name == "cnn":  # one block per stage; BiT's 224 px presets at 32 px (its stages end at 1x1)
-                overrides = dict(blocks_per_stage=(1,) * len(row["blocks_per_stage"]))
+                blocks = row.get("blocks_per_stage")  # the fast CNN has none
+                overrides = dict(blocks_per_stage=(1,) * len(blocks)) if blocks else {}
                 if paper_sized:
                     overrides.update(image_size=32)
             else:  # one encoder block (and one unit per stem stage); paper sizes at two tokens per side

@@ -70,3 +70,13 @@ def test_every_measured_run_names_its_cpu_and_a_clean_commit():
         commit = manifest["git_commit"] or ""
         assert len(commit) == 40 and "dirty" not in commit, f"{path}: made from {commit or 'no commit'}"
         assert manifest.get("cpu"), f"{path} does not name its CPU"
+
+
+def test_the_ablation_tables_in_the_docs_are_rendered_from_results():
+    tool = results_tool()
+    text = (ROOT / "docs" / "training.md").read_text()
+    groups = tool.ABLATION_MARKER.findall(text)
+    assert groups
+    for group in groups:
+        start, end = f"<!-- ablation:{group}:start -->", f"<!-- ablation:{group}:end -->"
+        assert text[text.index(start) + len(start):text.index(end)].strip() == tool.ablation_table(group)
