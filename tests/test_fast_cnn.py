@@ -130,3 +130,19 @@ def test_whitening_with_same_padding_keeps_the_map_size():
     images = correlated_images(count=10, size=6)
     layer = PatchWhitening(padding="same")
     assert layer.compute_output_shape(images.shape) == (10, 6, 6, 24) == tuple(layer(images).shape)
+
+
+def test_a_run_with_tta_reports_both_accuracies_and_evaluate_agrees(image_folder, tmp_path):
+    """The fast CNN trains end to end (its whitening adapted to the training images), and --tta puts the
+    augmented accuracy beside the plain one, in training's metrics and in evaluate.py's alike."""
+    from harness.reporting.evaluate_run import evaluate_run
+    from harness.training.config import TrainConfig
+    from harness.training.trainer import train
+
+    run_dir = tmp_path / "run"
+    metrics = train(TrainConfig(model="cnn", preset="fast_cnn_test", data_dir=str(image_folder), epochs=1,
+                                batch_size=8, test_time_augmentation=True, run_dir=str(run_dir)), verbose=0)
+    assert 0 <= metrics["test_accuracy_tta"] <= 1 and metrics["test_seconds"] > 0
+    evaluated, _ = evaluate_run(run_dir, test_time_augmentation=True)
+    assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert evaluated["accuracy_tta"] == pytest.approx(metrics["test_accuracy_tta"])

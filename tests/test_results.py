@@ -80,3 +80,8 @@ def test_the_ablation_tables_in_the_docs_are_rendered_from_results():
     for group in groups:
         start, end = f"<!-- ablation:{group}:start -->", f"<!-- ablation:{group}:end -->"
         assert text[text.index(start) + len(start):text.index(end)].strip() == tool.ablation_table(group)
+
+
+def test_the_budget_figure_exists_exactly_when_cpu_recipe_runs_do():
+    tool = results_tool()
+    assert tool.BUDGET_FIGURE.exists() == any(row["recipe"].startswith("cpu") for row in tool.read_runs())

@@ -241,6 +241,9 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         on_replan=lambda steps, epochs: run.write_config({**run.read_config(), "steps": steps, "epochs": epochs}))]
     # a budget run may be re-planned to more epochs than planned: room for them
     last_epoch = budget_guard[0].max_epochs if budget_guard else config.epochs
+    if budget_guard:
+        print(f"(Keras counts the epochs up to {last_epoch}, the room a re-plan may take; the run ends after step "
+              f"{config.steps}, in epoch {config.epochs}, unless re-planned)", flush=True)
     if first_epoch < config.epochs and not recorder.should_stop():
         train_data = inputs.training_batches(
             train_split, dataset.num_classes, config.batch_size, range(first_epoch, last_epoch), config.seed,
