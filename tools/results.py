@@ -221,6 +221,8 @@ def plot_accuracy_by_budget(runs, path=BUDGET_FIGURE):
     cpus = " / ".join(sorted({row["cpu"] for row in runs if row["recipe"].startswith("cpu")}))
     axes.set(xlabel="training minutes (2 CPU cores)", ylabel="test accuracy (%)",
              title=f"CIFAR-10 accuracy by training budget\n{cpus}")
+    axes.set_xticks([10, 30, 60])
+    axes.set_xlim(0, 65)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
