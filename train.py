@@ -164,9 +164,10 @@ def build_parser():
     training.add_argument("--patience", type=positive(int, MAX_EPOCHS),
                           help="stop after this many epochs without a higher validation accuracy (default: never)")
     training.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
-    training.add_argument("--precision", choices=PRECISIONS, default="auto",
-                          help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU "
-                               "(mixed_bfloat16 runs on CPUs with bfloat16 instructions when asked for)")
+    training.add_argument("--precision", choices=PRECISIONS,
+                          help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU; "
+                               "fastest: auto, but mixed_bfloat16 on CPUs with bfloat16 instructions (default: "
+                               "recipe, else auto; the CPU recipes use fastest)")
     training.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto",
                           help="XLA (TensorFlow) or jit (JAX) compilation; auto: on, except TensorFlow on a CPU")
     training.add_argument("--devices", type=device_count, default="1",

@@ -18,7 +18,7 @@ from vit_tf.weight_sources import is_keras_hub_preset, uses_exact_gelu
 
 DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
-    drop_path_rate=0.0, test_time_augmentation=False,
+    drop_path_rate=0.0, test_time_augmentation=False, precision="auto",
 )
 # DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
 VIT_DEFAULTS = dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0)
@@ -39,7 +39,9 @@ DISTILLATION_DEFAULTS = {"hard": dict(distillation_alpha=0.5, distillation_tempe
                          "soft": dict(distillation_alpha=0.1, distillation_temperature=3.0)}
 JIT_COMPILE = ("auto", "on", "off")
 DATA_ON_DEVICE = ("auto", "on", "off")  # the training split as tensors on the accelerator (JAX, one device)
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# auto: mixed precision on a GPU, float32 on a CPU; fastest: auto, but mixed bfloat16 on a CPU that multiplies
+# bfloat16 natively (harness.training.precision.resolve_precision)
+PRECISIONS = ("auto", "fastest", "float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
 # ViT architecture columns a run may change (train.py --patch-size, --hidden-dim, --depth, ...).
 VIT_ARCHITECTURE = ("patch_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim")
@@ -87,7 +89,7 @@ class TrainConfig:
     patience: Optional[int] = None  # stop after this many epochs without a higher validation accuracy
     val_fraction: float = 0.1  # carved off the training split; the test split stays untouched
     seed: int = 0
-    precision: str = "auto"  # auto: mixed on a GPU, float32 on a CPU
+    precision: Optional[str] = None  # one of PRECISIONS; None: the recipe's, else auto
     jit_compile: str = "auto"  # XLA (TensorFlow) / jit (JAX); auto: Keras' choice, on except TensorFlow on CPU
     devices: str = "1"  # data parallelism: "all" or a number of devices; batch_size is the global batch
     data_on_device: str = "auto"  # JAX: batches gathered from the split on the accelerator (harness.training.inputs)
