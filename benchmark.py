@@ -30,7 +30,7 @@ from harness.training.config import (
     PRECISIONS,
     check_data_on_device,
 )
-from harness.training.run_dir import check_writable, open_finished_run
+from harness.training.run_dir import check_writable, open_finished_run, write_json
 
 OURS = ("vit", "hybrid", "cnn")  # the rest: the baseline and the peers, measured on one device
 QUICK = dict(models=["vit:vit_cifar_mini"], batch_size=64, warmup_steps=1, steps=4)
@@ -239,7 +239,7 @@ def main(argv=None):
                                 "augmentation": args.augmentation}, results=rows,
                       speedup_over_baseline=speedups, speedup_over_peers=peers, scaling_efficiency=efficiency)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)  # whole or not at all: a full disk leaves no empty file behind
     print(f"wrote {out}")
 
 

@@ -4,7 +4,8 @@
     python train.py --model cnn --dataset cifar10                     # full CIFAR-10 via TFDS
     python train.py --model vit --data-dir path/to/images             # DIR/train/<class>, DIR/test/<class>
     python train.py --model vit --data-dir photos --image-size 96 --patch-size 8   # own images, own patches
-    python train.py --model vit --recipe course --data-dir cifar10    # a budget recipe (smoke, course, full)
+    python train.py --model vit --recipe course --data-dir cifar10    # a budget recipe: smoke, cpu10, cpu30,
+                                                                      # cpu60, course, full, finetune
     python train.py --recipe finetune --pretrained ViT-B_16.npz --data-dir my_food   # fine-tune a released ViT
     python train.py --model hybrid --preset hybrid_cifar_mini         # the paper's hybrid: ResNet stem + ViT
     python train.py --model cnn --preset bit_cifar                    # BiT's ResNet-v2 (GroupNorm, WS) from scratch
@@ -214,7 +215,7 @@ def parse_args(argv=None):
     return args
 
 
-@cli_main
+@cli_main(resumable=True)
 def main(argv=None):
     args = parse_args(argv)
     # Everything that can be checked without Keras is checked first: mistakes answer in a second.

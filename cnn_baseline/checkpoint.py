@@ -22,6 +22,7 @@ from model_parts.checkpoint import (
     load_and_report,
     normalise_keys,
     read_npz,
+    shape_of,
     strip_prefix,
     units_per_stage,
 )
@@ -34,7 +35,7 @@ UNIT_LAYER = re.compile(r"(block\d+)_(unit\d+)_(gn|conv)(1|2|3|_proj)")
 
 def bit_arrays(path):
     """The arrays of a BiT file with the `resnet/` prefix (and any training-state prefix) stripped."""
-    return strip_prefix(normalise_keys(read_npz(path)), "resnet/")
+    return strip_prefix(normalise_keys(read_npz(path), path), "resnet/")
 
 
 def checkpoint_architecture(arrays, path="the checkpoint"):
@@ -44,7 +45,7 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
         hint = "; it is a ViT checkpoint: train it with --model vit (or --model hybrid)" if vit else ""
         raise CheckpointError(f"{path} has no resnet/{ROOT_KEY}: not a BiT checkpoint "
                               f"(its first keys: {', '.join(sorted(arrays)[:4])}){hint}")
-    return dict(root_width=arrays[ROOT_KEY].shape[-1],
+    return dict(root_width=shape_of(arrays, ROOT_KEY, 4, path, "(7, 7, 3, width)")[-1],
                 blocks_per_stage=units_per_stage(arrays, r"block(\d+)/unit(\d+)/"))
 
 

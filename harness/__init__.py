@@ -8,7 +8,8 @@ atomic.py (folders written whole).
 import importlib
 import sys
 
-from harness.errors import not_installed
+from harness.backend import check_backend_name
+from harness.errors import UserError, not_installed
 
 # What the command lines import before Keras (backend.start() checks Keras and its backend): a missing one
 # is one line saying which environment to use, not a ModuleNotFoundError traceback.
@@ -18,3 +19,11 @@ for _module, _package in (("numpy", "numpy"), ("PIL", "pillow"), ("tqdm", "tqdm"
     except ModuleNotFoundError:
         sys.stderr.write(f"error: {not_installed(_package)}\n")
         raise SystemExit(2) from None
+
+# Keras fails on an unknown backend only when it is imported, after a script has parsed its options; refused
+# here instead, before any script parses them (--help included).
+try:
+    check_backend_name()
+except UserError as error:
+    sys.stderr.write(f"error: {error}\n")
+    raise SystemExit(2) from None

@@ -2,12 +2,29 @@
 mix."""
 
 import contextlib
+import hashlib
 import os
 import pathlib
 import shutil
 import tempfile
 
 from harness.errors import UserError
+
+NAME_LIMIT = 255  # bytes in one file or folder name on Linux and macOS file systems
+
+
+def name_within_limit(stem, suffix="", limit=NAME_LIMIT):
+    """`stem + suffix` as a file name of at most `limit` bytes: unchanged where it fits, else `stem` cut (at a
+    character) and followed by a hash of the whole name, so that two long names still name two files."""
+    whole = os.fsencode(stem + suffix)
+    if len(whole) <= limit:
+        return stem + suffix
+    digest = "-" + hashlib.sha256(whole).hexdigest()[:12]
+    room = limit - len(os.fsencode(suffix + digest))
+    cut = stem[:room]
+    while len(os.fsencode(cut)) > room:
+        cut = cut[:-1]
+    return cut + digest + suffix
 
 
 @contextlib.contextmanager
@@ -21,7 +38,8 @@ def folder_written_whole(target, carry=(), advice="choose a folder you can write
     target = pathlib.Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+        prefix = name_within_limit(f".{target.name}", ".partial-", NAME_LIMIT - 8)  # mkdtemp adds 8 characters
+        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=prefix))
     except OSError as error:
         raise UserError(f"cannot write into {target.parent} ({error.strerror}); {advice}") from None
     try:

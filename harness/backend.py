@@ -111,13 +111,16 @@ class TensorFlowBlocker(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass  # never reached: create_module raises
 
 
+def _keras_config():
+    return os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "keras.json")
+
+
 def chosen_backend():
     """The backend Keras will start on: KERAS_BACKEND, else the one in keras.json, else TensorFlow."""
     if "KERAS_BACKEND" in os.environ:
         return os.environ["KERAS_BACKEND"]
-    config = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "keras.json")
     try:
-        with open(config) as file:
+        with open(_keras_config()) as file:
             return json.load(file).get("backend", "tensorflow")
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
@@ -128,10 +131,8 @@ def start():
 
     Raises UserError, one line, when KERAS_BACKEND names no backend or one that is not installed.
     """
+    check_backend_name()
     requested = os.environ.get("KERAS_BACKEND")
-    if requested is not None and requested not in BACKENDS:
-        raise UserError(f"KERAS_BACKEND={requested} is not a Keras backend; use one of {', '.join(BACKENDS)}, "
-                        "or unset it for TensorFlow")
     if requested is not None and importlib.util.find_spec(BACKENDS[requested][0]) is None:
         raise _missing(requested)
     if chosen_backend() == "tensorflow":
@@ -149,6 +150,22 @@ def start():
         raise UserError(f"Keras could not start its {backend} backend ({error}); reinstall it with "
                         f"{BACKENDS[backend][1]}, or choose another with KERAS_BACKEND") from None
     return keras
+
+
+def check_backend_name():
+    """Raises UserError, one line, unless Keras would start on one of BACKENDS.
+
+    Keras itself only fails at import, with a ValueError; harness/__init__.py calls this first, so that every
+    script refuses an unknown backend before it parses its options (--help included) or imports Keras.
+    """
+    name = chosen_backend()
+    if isinstance(name, str) and name in BACKENDS:
+        return
+    if "KERAS_BACKEND" in os.environ:
+        raise UserError(f"KERAS_BACKEND={name} is not a Keras backend; use one of {', '.join(BACKENDS)}, "
+                        "or unset it for TensorFlow")
+    raise UserError(f"{_keras_config()} names the backend {name!r}, which is not a Keras backend; write one of "
+                    f"{', '.join(BACKENDS)} there, or choose one with KERAS_BACKEND")
 
 
 def _missing(backend):

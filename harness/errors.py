@@ -31,17 +31,21 @@ def not_installed(package):
 
 
 def disk_full(error):
-    """Whether an OSError means no space (or quota) is left; h5py and TensorFlow say so only in the text."""
-    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+    """Whether an error means no space (or quota) is left: an OSError's errno, or the text of h5py's errors and
+    TensorFlow's ResourceExhaustedError (not an OSError), which say so only there."""
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
 
 
 def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def cli_main(main):
-    """Wraps a command-line `main()`: a UserError becomes one line on stderr and exit code 2; Ctrl-C
-    and SIGTERM end with a line of their own (after any progress bar) and exit codes 130 and 143."""
+def cli_main(main=None, *, resumable=False):
+    """Wraps a command-line `main()`: a UserError becomes one line on stderr and exit code 2, and so does a full
+    disk; Ctrl-C and SIGTERM end with a line of their own (after any progress bar) and exit codes 130 and 143.
+    `@cli_main(resumable=True)`: the command has --resume, which the full-disk line then offers."""
+    if main is None:
+        return functools.partial(cli_main, resumable=resumable)
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -51,16 +55,18 @@ def cli_main(main):
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        except OSError as error:
-            if not disk_full(error):
-                raise
-            where = f" writing {error.filename}" if error.filename else ""
-            print(f"error: the disk is full{where}; free some space and run the command again (a training run "
-                  "continues with --resume; what was saved before is intact)", file=sys.stderr)
-            sys.exit(2)
         except Interrupted as interruption:
             print(f"\n{interruption}", file=sys.stderr)
             sys.exit(interruption.exit_code)
+        except Exception as error:  # noqa: BLE001  (only a full disk is handled; anything else is raised again)
+            if not disk_full(error):
+                raise
+            filename = getattr(error, "filename", None)
+            where = f" writing {filename}" if filename else ""
+            again = "; a training run continues with --resume" if resumable else ""
+            print(f"error: the disk is full{where}; free some space and run the command again{again} (what was "
+                  "saved before is intact)", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt as interrupt:
             terminated = isinstance(interrupt, Terminated)
             print(f"\n{'terminated' if terminated else 'interrupted'}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The loading design every checkpoint format here follows (ViT and hybrid in `vit_tf.checkpoint`, BiT in
-`cnn_baseline.checkpoint`): read the file without pickle, list the assignments (our variable <- a key,
+`cnn_baseline.checkpoint`): read the file without pickle, checking every field it states (JSON types, ranges,
+byte offsets: a file that lies is refused, never half-read), list the assignments (our variable <- a key,
 with the layout conversion), check them as a whole before any weight is set (every key used exactly
 once or deliberately dropped, every weight set, the first key or shape that does not fit named), then
 set them and report what was loaded.
@@ -9,9 +10,11 @@ Uses numpy only; both model packages import it, and it imports neither.
 
 import dataclasses
 import hashlib
+import json
 import pathlib
 import re
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -67,17 +70,53 @@ def read_npz(path):
         raise CheckpointError(f"{path} is {kind}; a released checkpoint is an .npz of named arrays")
     try:
         with np.load(path, allow_pickle=False) as opened:
-            return {key: opened[key] for key in opened.files}
-    except ValueError as error:  # numpy refuses object arrays without pickle
-        raise CheckpointError(f"{path} holds pickled Python objects, which are not loaded ({error})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: {error})") from None
+            arrays = {key: opened[key] for key in opened.files}
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # numpy refuses object arrays without pickle
+            raise CheckpointError(f"{path} holds pickled Python objects, which are not loaded ({error})") from None
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint (damaged: {first_line(error)})") from None
+    # what zipfile, zlib and numpy raise for a damaged archive or an array header that lies about its size
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, MemoryError, NotImplementedError,
+            RuntimeError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or damaged: "
+                              f"{first_line(error)})") from None
+    other = next((key for key, value in arrays.items() if not isinstance(value, np.ndarray)), None)
+    if other is not None:  # numpy returns a member that is not an .npy file as its bytes
+        raise CheckpointError(f"{path} holds {other}, which is not a numpy array; a checkpoint holds only arrays")
+    return arrays
 
 
 def first_line(error):
     """An exception's message cut to one line (a library's may run to many), or its type's name if it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+JSON_KINDS = {int: "a whole number", str: "text", bool: "true or false", dict: "a table", list: "a list"}
+
+
+def json_field(table, name, kind, where, minimum=None, required=False):
+    """table[name], a field of a JSON file a checkpoint comes with, once it has the JSON type `kind` (true and
+    false are not numbers) and is at least `minimum`; None where it is absent or null, unless `required`. A
+    CheckpointError names the field, what it holds and `where` it is."""
+    value = table.get(name)
+    if value is None:
+        if required:
+            raise CheckpointError(f"{where} has no {name}")
+        return None
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise CheckpointError(f"{where} gives {name} as {json.dumps(value)[:60]}, not {JSON_KINDS[kind]}")
+    if minimum is not None and value < minimum:
+        raise CheckpointError(f"{where} gives {name} as {value}; it must be at least {minimum}")
+    return value
+
+
+def shape_of(arrays, key, ndim, path, layout):
+    """The shape of arrays[key] once it has `ndim` axes, the released `layout` (e.g. "(D, heads, D_h)")."""
+    shape = arrays[key].shape
+    if len(shape) != ndim:
+        raise CheckpointError(f"{path}: {key} has shape {shape}; the released layout is {layout}")
+    return shape
 
 
 def strip_prefix(arrays, prefix):
@@ -87,7 +126,7 @@ def strip_prefix(arrays, prefix):
     return arrays
 
 
-def normalise_keys(arrays):
+def normalise_keys(arrays, path="the checkpoint"):
     """Strips a training-state prefix and splits blocks stacked along a leading layer axis."""
     for prefix in PREFIXES:
         arrays = strip_prefix(arrays, prefix)
@@ -97,8 +136,14 @@ def normalise_keys(arrays):
     flat = {key: value for key, value in arrays.items() if not key.startswith(stacked)}
     for key, value in arrays.items():
         if key.startswith(stacked):
+            if value.ndim == 0:
+                raise CheckpointError(f"{path}: {key} holds one number, not blocks stacked along a first axis")
             for index, part in enumerate(value):
-                flat[f"Transformer/encoderblock_{index}/{key[len(stacked):]}"] = part
+                name = f"Transformer/encoderblock_{index}/{key[len(stacked):]}"
+                if name in flat:  # the file has the block both stacked and on its own: which one is meant?
+                    raise CheckpointError(f"{path} has {name} both on its own and in {key}; which one to load is "
+                                          "unclear")
+                flat[name] = part
     return flat
 
 
@@ -127,10 +172,21 @@ def assign(assignments, arrays, dropped, path):
         elif stored.dtype.kind not in "fiu":
             raise CheckpointError(f"{key} is stored as {stored.dtype}, not as numbers this loader reads (float32, "
                                   "float16 or bfloat16)")
-        value = np.asarray(convert(stored))
+        misfit = CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
+                                 f"{tuple(variable.shape)}")
+        try:
+            value = np.asarray(convert(stored))
+        except CheckpointError:
+            raise
+        except (ValueError, IndexError, TypeError):  # a reshape or transpose the stored shape does not allow
+            raise misfit from None
         if tuple(value.shape) != tuple(variable.shape):
-            raise CheckpointError(f"{key} has shape {arrays[key].shape}, which does not fit {variable.path} "
-                                  f"{tuple(variable.shape)}")
+            raise misfit
+        with np.errstate(over="ignore"):  # a float64 past float32's range becomes inf, refused below
+            value = value.astype(variable.dtype, copy=False)
+        if not np.isfinite(value).all():  # damaged bytes: no released weight is NaN or infinite
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite values (or numbers past float32's range); "
+                                  "the file is damaged")
         values.append((variable, value))
         used.add(key)
     extra = sorted(set(arrays) - used - set(dropped))
@@ -138,7 +194,7 @@ def assign(assignments, arrays, dropped, path):
         raise CheckpointError(f"{path} has {len(extra)} array(s) this model has no place for, e.g. {extra[0]}; "
                               "is it a checkpoint of another model?")
     for variable, value in values:
-        variable.assign(value.astype(variable.dtype))
+        variable.assign(value)
     return used, widened
 
 

@@ -3,9 +3,12 @@ backends never load TensorFlow (next to a CUDA PyTorch, loading it aborts the pr
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import forbidding, write_image_folder
+from entry_points import REPO
 from test_user_errors import one_line_error, run
 
 from harness import backend
@@ -73,3 +76,25 @@ def test_tfds_on_another_backend_says_to_use_a_folder(tmp_path):
     line = one_line_error(run("train.py", "--dataset", "cifar10", "--epochs", 1, "--run-dir", tmp_path / "run",
                               env={"KERAS_BACKEND": "jax"}))
     assert "needs the TensorFlow backend" in line and "--data-dir" in line
+
+
+# Every script that starts Keras in its own process.
+SCRIPTS = ("train.py", "evaluate.py", "visualize.py", "compare.py", "benchmark.py", "scaling.py",
+           "tools/profile_step.py")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_an_unknown_backend_is_one_line_and_exit_2_even_for_help(script):
+    result = run(script, "--help", env={"KERAS_BACKEND": "nonsense"})
+    assert one_line_error(result) == ("error: KERAS_BACKEND=nonsense is not a Keras backend; use one of tensorflow, "
+                                      "jax, torch, or unset it for TensorFlow")
+    assert result.stdout == ""  # refused before the options were parsed
+
+
+def test_a_keras_json_naming_no_backend_is_one_line(tmp_path):
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "nonsense"}))
+    env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True,
+                            env={**env, "KERAS_HOME": str(tmp_path)})
+    line = one_line_error(result)
+    assert f"{tmp_path / 'keras.json'} names the backend 'nonsense', which is not a Keras backend" in line

@@ -322,3 +322,26 @@ def test_the_official_batches_become_an_image_folder_archive_that_trains(tmp_pat
         found = sorted((folder.class_names[k], bytes(image)) for k, image in zip(ours.labels, ours.images))
         expected = sorted((original.class_names[k], bytes(image)) for k, image in zip(theirs.labels, theirs.images))
         assert found == expected
+
+
+def test_two_processes_extracting_one_archive_at_once_both_get_it(image_folder, tmp_path):
+    """The second waits for the first (the cache's lock) and reuses its folder: no "Directory not empty"."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    archive = tmp_path / "pets.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for copy in range(20):  # big enough that the two extractions overlap
+            tar.add(image_folder, arcname=f"pets/copy{copy}")
+    script = "import sys; from harness.data.archives import extract_archive; print(extract_archive(sys.argv[1]))"
+    environment = {**os.environ, "VIT_DATA_CACHE": str(tmp_path / "cache")}
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    both = [subprocess.Popen([sys.executable, "-c", script, str(archive)], cwd=repo, env=environment, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in both]
+    assert [process.returncode for process in both] == [0, 0], [err for _, err in outputs]
+    folders = {out.strip().splitlines()[-1] for out, _ in outputs}
+    cached = list((tmp_path / "cache").iterdir())
+    assert len(folders) == 1 and len(cached) == 1 and next(iter(folders)).startswith(str(cached[0]))

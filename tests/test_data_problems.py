@@ -4,16 +4,20 @@ import csv
 import json
 import os
 import pathlib
+import pickle
 import warnings
 
 import matplotlib
+import numpy as np
 import pytest
 from conftest import write_image_folder
 from matplotlib import font_manager
 from test_cli import run_train
-from test_user_errors import run
+from test_data import write_cifar_batch
+from test_user_errors import one_line_error, run
 
-from harness.data import load_dataset
+from harness.data import ImageDataset, Split, load_dataset, sample
+from harness.errors import UserError
 from harness.reporting import fonts
 
 
@@ -160,3 +164,133 @@ def test_a_report_on_a_damaged_run_file_or_moved_data_says_which(tmp_path):
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
     assert f"was trained on {folder}, which no longer exists" in errors[0] and "--data-dir" not in errors[0]
     assert not (tmp_path / "report").exists()
+
+
+def cifar10_folder(folder, replaced=None):
+    """A CIFAR-10 batch folder (2 images per batch, labels k and 9, 10 class names), where `replaced` maps a file's
+    name to the dict pickled instead: a file that lies."""
+    folder.mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    for index, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
+        write_cifar_batch(folder / name, images[2 * index : 2 * index + 2], [index, 9])
+    contents = {"batches.meta": {"label_names": [f"class{i}" for i in range(10)]}, **(replaced or {})}
+    for name, content in contents.items():
+        with open(folder / name, "wb") as file:
+            pickle.dump(content, file, protocol=4)  # (protocol 2 writes b"" as a call to bytes, which is refused)
+    return folder
+
+
+PIXELS = np.zeros((2, 3072), np.uint8)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("data_batch_3", {"data": np.zeros((2, 3000), np.uint8), "labels": [0, 1]},
+     ": 'data' is an array of uint8 with shape (2, 3000); a CIFAR batch holds uint8 pixels, 3072 values"),
+    ("data_batch_3", {"data": np.zeros(6144, np.uint8), "labels": [0, 1]}, ": 'data' is an array of uint8 with shape"),
+    ("test_batch", {"data": PIXELS.astype(np.float32), "labels": [0, 1]}, ": 'data' is an array of float32"),
+    ("data_batch_3", {"data": PIXELS.tolist(), "labels": [0, 1]}, ": 'data' is a list;"),
+    ("data_batch_3", {"data": PIXELS, "labels": [0]}, " holds 2 images but 1 labels"),
+    ("test_batch", {"data": PIXELS, "labels": [0, 1, 2]}, " holds 2 images but 3 labels"),
+    ("data_batch_3", {"data": PIXELS, "labels": [0, 10]},
+     ": image 1 has label 10, outside 0-9 (the meta file names 10 classes); 1 label(s) are out of range"),
+    ("test_batch", {"data": PIXELS, "labels": [-1, 3]}, ": image 0 has label -1, outside 0-9"),
+    ("data_batch_3", {"data": PIXELS, "labels": [0.0, 1.5]}, ": 'labels' holds fractional numbers;"),
+    ("data_batch_3", {"data": PIXELS, "labels": ["cat", "dog"]}, ": 'labels' holds text;"),
+    ("data_batch_3", {"data": PIXELS, "labels": [[0], [1, 2]]}, ": 'labels' is not a flat list"),
+    ("data_batch_3", {"data": PIXELS, "labels": 1}, ": 'labels' is not a flat list"),
+    ("data_batch_3", {"data": PIXELS, "fine_labels": [0, 1]}, " has no 'data' and 'labels' entries"),
+    ("data_batch_3", {"data": PIXELS[:0], "labels": []}, " holds no images"),
+    ("batches.meta", {"names": ["cat", "dog"]}, " has no list of class names under 'label_names' (no such entry)"),
+    ("batches.meta", {"label_names": b"cat dog"}, " has no list of class names under 'label_names' (a bytes)"),
+    ("batches.meta", {"label_names": ["cat", 7]}, " has no list of class names"),
+    ("batches.meta", {"label_names": ["cat"]}, " names 1 class(es) under 'label_names' (cat); a classifier needs"),
+    ("batches.meta", {"label_names": ["cat", "cat", "dog"]}, " names 3 class(es)"),
+    ("batches.meta", {"label_names": ["cat", ""]}, " names 2 class(es)"),
+])
+def test_cifar_batches_that_lie_are_refused_naming_the_file(tmp_path, name, content, message):
+    folder = cifar10_folder(tmp_path / "cifar-10-batches-py", {name: content})
+    with pytest.raises(UserError) as refused:
+        load_dataset(data_dir=folder)
+    assert f"{folder / name}{message}" in str(refused.value)
+
+
+def test_labels_past_the_classes_the_meta_file_names_are_refused(tmp_path):
+    """Every label is in range for CIFAR-10's 10 classes, but this meta file names only 2."""
+    folder = cifar10_folder(tmp_path / "cifar-10-batches-py", {"batches.meta": {"label_names": ["cat", "dog"]}})
+    with pytest.raises(UserError, match="data_batch_1: image 1 has label 9, outside 0-1 .the meta file names 2"):
+        load_dataset(data_dir=folder)
+
+
+def test_cifar100_fine_labels_past_the_last_class_are_refused(tmp_path):
+    images = np.zeros((3, 32, 32, 3), np.uint8)
+    write_cifar_batch(tmp_path / "train", images[:2], [5, 99], label_key="fine_labels")
+    write_cifar_batch(tmp_path / "test", images[2:], [100], label_key="fine_labels")
+    with open(tmp_path / "meta", "wb") as file:
+        pickle.dump({"fine_label_names": [f"fine{i}" for i in range(100)]}, file)
+    with pytest.raises(UserError, match=r"test: image 0 has label 100, outside 0-99"):
+        load_dataset(data_dir=tmp_path)
+
+
+def test_a_batch_that_lies_stops_train_py_in_one_line_before_the_run_folder(tmp_path):
+    folder = cifar10_folder(tmp_path / "cifar-10-batches-py", {"data_batch_2": {"data": PIXELS, "labels": [3, 12]}})
+    result = run_train("--data-dir", folder, "--epochs", 1, "--run-dir", tmp_path / "run")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert f"{folder / 'data_batch_2'}: image 1 has label 12, outside 0-9" in errors[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_cifar_to_folder_refuses_a_batch_that_lies_in_one_line(tmp_path):
+    folder = cifar10_folder(tmp_path / "batches", {"test_batch": {"data": PIXELS, "labels": [1]}})
+    for given, message in [(folder, f"{folder / 'test_batch'} holds 2 images but 1 labels"),
+                           (tmp_path, f"{tmp_path} holds no CIFAR python batches")]:
+        result = run("tools/cifar_to_folder.py", given, tmp_path / "out.tar.gz", fresh_process=True)
+        assert message in one_line_error(result)
+    assert not (tmp_path / "out.tar.gz").exists()
+
+
+ORIGINAL_SAMPLE = sample.SAMPLE_PATH
+
+
+def damaged_sample(path, **changes):
+    """A copy of the embedded sample with `changes` (None: that array left out), written to `path`."""
+    with np.load(ORIGINAL_SAMPLE) as arrays:
+        fields = {name: arrays[name] for name in arrays.files}
+    fields.update(changes)
+    np.savez(path, **{name: array for name, array in fields.items() if array is not None})
+    return path
+
+
+def test_a_damaged_embedded_sample_is_refused_naming_the_file(tmp_path, monkeypatch):
+    with np.load(ORIGINAL_SAMPLE) as arrays:
+        labels, offsets = arrays["train_labels"].copy(), arrays["test_offsets"]
+    labels[7] = 10
+    for name, changes, message in [
+        ("past", dict(train_labels=labels), "train_labels is empty or has labels outside 0-9"),
+        ("negative", dict(train_labels=labels.astype(np.int64) - 11), "train_labels is empty or has labels outside"),
+        ("fractional", dict(test_labels=np.zeros(1000)), "test_labels or test_offsets does not hold whole numbers"),
+        ("short", dict(test_offsets=offsets[:-1]), "test_offsets does not cut test_jpeg into 1,000 images"),
+        ("shuffled", dict(test_offsets=offsets[::-1]), "test_offsets does not cut test_jpeg"),
+        ("nameless", dict(class_names=None), "it lacks class_names"),
+        ("one class", dict(class_names=np.array(["cat"])), "class_names is <U3 of shape (1,)"),
+    ]:
+        monkeypatch.setattr(sample, "SAMPLE_PATH", damaged_sample(tmp_path / f"{name}.npz", **changes))
+        with pytest.raises(UserError) as refused:
+            load_dataset("cifar10_sample")
+        assert f"{tmp_path / name}.npz is damaged: {message}" in str(refused.value), name
+    cut = tmp_path / "cut.npz"
+    whole = ORIGINAL_SAMPLE.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])  # as a failed copy or a full disk leaves it
+    monkeypatch.setattr(sample, "SAMPLE_PATH", cut)
+    with pytest.raises(UserError, match="cut.npz is damaged: it cannot be read"):
+        load_dataset("cifar10_sample")
+
+
+def test_no_source_can_hand_over_labels_that_are_not_class_indices():
+    """The last guard, behind each source's own checks: labels are never cut, wrapped or past the class names."""
+    images = np.zeros((2, 1, 1, 3), np.uint8)
+    for labels in ([0.5, 1], [-1, 0], [0, 2**40], ["a", "b"], [[0], [1]]):
+        with pytest.raises(ValueError, match="labels must be class indices"):
+            Split(images, labels)
+    with pytest.raises(ValueError, match="a test label is 2, but only 2 classes are named"):
+        ImageDataset("two", ["a", "b"], Split(images, [0, 1]), Split(images, [0, 2]))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import keras
 import numpy as np
@@ -10,10 +11,11 @@ from entry_points import run
 from PIL import Image
 from test_cli import run_train
 
+from harness.atomic import folder_written_whole, name_within_limit
 from harness.data import load_dataset
 from harness.errors import UserError
 from harness.reporting import plots
-from harness.reporting.evaluate_run import classify_images, evaluate_run
+from harness.reporting.evaluate_run import classify_images, evaluate_run, shown_name
 from harness.reporting.metrics import classification_metrics, confusion_matrix, misclassified_rows
 
 
@@ -104,6 +106,44 @@ def test_classify_own_images_of_any_size(trained_run, tmp_path, capsys):
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
     assert "big.jpg:" in capsys.readouterr().out
     assert (run_dir / "eval" / "images" / "01_big_top3.png").exists()
+
+
+def test_image_names_that_are_not_utf8_long_or_like_mathtext_are_shown_and_name_plots_within_the_limit(
+        trained_run, tmp_path, capsys):
+    """As the shell passes them: Latin-1 bytes (a file from an old archive), a 250-byte name, and a name
+    Matplotlib would read as a formula."""
+    run_dir, folder = trained_run
+    pixels = (folder / "test" / "a" / "0.png").read_bytes()
+    paths = []
+    for name in (b"caf\xe9.png", b"p" * 246 + b".png", b"a$\\q$b.png"):
+        with open(os.fsencode(tmp_path) + b"/" + name, "wb") as file:
+            file.write(pixels)
+        paths.append(os.fsdecode(os.fsencode(tmp_path) + b"/" + name))  # how sys.argv holds it
+    classify_images(run_dir, paths)
+    printed = capsys.readouterr().out  # pytest's capture, like a UTF-8 terminal, refuses what is not UTF-8
+    assert "caf\\xe9.png: " in printed and "a$\\q$b.png: " in printed
+    written = sorted(os.listdir(os.fsencode(run_dir / "eval" / "images")))
+    assert written[0] == b"01_caf\\xe9_top3.png" and written[2] == b"03_a$\\q$b_top3.png"
+    assert written[1].startswith(b"02_ppp") and written[1].endswith(b"_top3.png") and len(written[1]) <= 255
+
+
+def test_long_names_are_cut_within_the_file_system_limit_and_stay_apart():
+    assert name_within_limit("01_cat", "_top3.png") == "01_cat_top3.png"
+    first, second = (name_within_limit("01_" + "é" * 200 + tail, "_top3.png") for tail in "ab")
+    assert first != second
+    for name in (first, second):
+        assert len(name.encode()) <= 255 and name.startswith("01_éé") and name.endswith("_top3.png")
+    assert shown_name(os.fsdecode(b"caf\xe9.jpg")) == "caf\\xe9.jpg"
+    assert len(shown_name("x" * 245)) == 60 and "…" in shown_name("x" * 245)
+
+
+def test_a_folder_named_near_the_limit_is_written_whole(tmp_path):
+    """The staging folder beside it (visualize.py --out, eval/) fits the limit too."""
+    target = tmp_path / ("r" * 250)
+    for text in ("first", "second"):  # new, then replacing the earlier one
+        with folder_written_whole(target) as staging:
+            (staging / "report.md").write_text(text)
+    assert (target / "report.md").read_text() == "second" and os.listdir(tmp_path) == ["r" * 250]
 
 
 def test_an_image_too_large_to_decode_safely_is_refused_in_one_line(trained_run, tmp_path):

@@ -64,3 +64,48 @@ def test_export_refusals_are_one_line(finished_run, tmp_path):
     assert "--format goes with --export" in one_line_error(run("evaluate.py", run_dir, "--format", "onnx"))
     line = one_line_error(run("evaluate.py", run_dir, "--export", tmp_path / "e", env={"KERAS_BACKEND": "jax"}))
     assert "KERAS_BACKEND=tensorflow" in line and not (tmp_path / "e").exists()
+
+
+def test_an_export_into_an_empty_mount_point_fills_it_without_removing_it(finished_run, tmp_path, monkeypatch):
+    """A mount point cannot be removed or replaced (EBUSY): the export must write into it as it is."""
+    import errno
+    import os
+
+    from harness.reporting.export import export_run
+
+    run_dir, _ = finished_run
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    replace, rmdir = os.replace, os.rmdir
+
+    def busy_if_mount(path):
+        if os.path.abspath(path) == str(mount):
+            raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+
+    monkeypatch.setattr(os, "rmdir", lambda path, *a, **k: busy_if_mount(path) or rmdir(path, *a, **k))
+    monkeypatch.setattr(os, "replace", lambda src, dst, *a, **k: busy_if_mount(dst) or replace(src, dst, *a, **k))
+    summary = export_run(run_dir, mount, "onnx")
+    assert sorted(path.name for path in mount.iterdir()) == ["export.json", "model.onnx"]
+    assert json.loads((mount / "export.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_an_export_the_disk_cannot_hold_leaves_the_folder_as_it_was(finished_run, tmp_path, monkeypatch):
+    from harness.reporting import export
+
+    run_dir, _ = finished_run
+
+    class ResourceExhaustedError(Exception):  # what TensorFlow raises there: not an OSError
+        pass
+
+    def full(*args, **kwargs):
+        raise ResourceExhaustedError("variables.data-00000-of-00001; No space left on device")
+
+    monkeypatch.setattr(export, "_export_timm", full)
+    monkeypatch.setattr(keras.Model, "export", full)
+    for target in (tmp_path / "new", tmp_path / "empty"):
+        if target.name == "empty":
+            target.mkdir()
+        with pytest.raises(ResourceExhaustedError):
+            export.export_run(run_dir, target, "saved_model")
+        assert (list(target.iterdir()) == []) if target.name == "empty" else not target.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty"]

@@ -58,7 +58,7 @@ def test_a_json_file_the_disk_cannot_hold_leaves_the_old_one_and_no_temporary(tm
                                    OSError("Unable to synchronously create file ([Errno 28] No space left on device)")],
                          ids=["errno", "h5py-text"])
 def test_a_full_disk_anywhere_is_one_line_with_exit_code_2(capsys, error):
-    @cli_main
+    @cli_main(resumable=True)
     def main():
         raise error
 
@@ -67,6 +67,29 @@ def test_a_full_disk_anywhere_is_one_line_with_exit_code_2(capsys, error):
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: the disk is full")
     assert "free some space" in lines[0] and "--resume" in lines[0]
+
+
+class ResourceExhaustedError(Exception):
+    """As TensorFlow raises when a SavedModel export meets a full disk: not an OSError; the text says it."""
+
+
+def test_the_full_disk_line_offers_only_what_the_command_has_and_covers_tensorflows_error(capsys):
+    @cli_main
+    def main():
+        raise ResourceExhaustedError("saved_model/variables/variables.data-00000-of-00001.tempstate; No space left "
+                                     "on device")
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: the disk is full")
+    assert "--resume" not in lines[0]
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "visualize.py", "benchmark.py", "compare.py", "scaling.py"])
+def test_only_train_py_promises_resume_on_a_full_disk(script):
+    source = (pathlib.Path(__file__).resolve().parents[1] / script).read_text()
+    assert "@cli_main\n" in source and "resumable=True" not in source and '"--resume"' not in source
 
 
 def test_other_os_errors_are_not_called_a_full_disk():

@@ -26,6 +26,21 @@ def test_a_folder_in_use_is_refused_naming_the_holder_and_free_again_after(tmp_p
     RunDirectory.create(tmp_path / "run").unlock()
 
 
+def test_using_a_run_that_another_process_is_training_says_it_is_in_use_not_how_to_resume(tmp_path):
+    from harness.training.run_dir import open_finished_run
+
+    trainer = RunDirectory(tmp_path / "run")
+    trainer.path.mkdir()
+    trainer.config_path.write_text("{}")
+    trainer.checkpoint_path.write_bytes(b"an epoch")  # what a resuming train.py has, before model.keras
+    trainer.lock()  # another open file: to the OS, as if another process held it
+    with pytest.raises(UserError, match=f"is in use by process {os.getpid()} on .*, which is training it; wait"):
+        open_finished_run(trainer.path)
+    trainer.unlock()
+    with pytest.raises(UserError, match="did not finish .* continue it with python train.py --resume"):
+        open_finished_run(trainer.path)
+
+
 def test_the_lock_of_a_process_that_ended_is_taken_over_in_one_line(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".lock").write_text("process 4194000 on elsewhere\n")  # killed: its note stayed

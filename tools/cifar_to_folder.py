@@ -19,6 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from harness.data.cifar_batches import load_cifar_batches  # noqa: E402
+from harness.errors import cli_main  # noqa: E402
 
 
 def image_bytes(pixels, image_format, quality):
@@ -44,6 +45,7 @@ def write_archive(batches, out, image_format="jpeg", quality=75):
     return count
 
 
+@cli_main
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("batches", help="the extracted official folder, e.g. cifar-10-batches-py")

@@ -26,8 +26,92 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 KEPT_FILES = ("config.json", "manifest.json", "history.csv", "metrics.json")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
 MODEL_NAMES = {"cnn": "CNN", "vit": "ViT", "hybrid": "hybrid"}
+NOT_RECIPES = ("ablations", "speed", "gpu")  # results/'s other folders: comparisons, speed files, the GPU campaign
+
+
+class Damaged(Exception):
+    """A file under results/ that is missing, cut short or holds a field of the wrong type: one line naming it."""
+
+
+# The fields each file must hold, by dotted path ("*": every element), with the JSON types allowed for them:
+# float is any number, a list names the values allowed, None allows null, ABSENT allows the field to be left out.
+# Checked when a file is read, so that a damaged file is named in one line before anything is written.
+ABSENT = object()
+METRICS = {"model": list(MODEL_NAMES), "preset": str, "dataset": str, "backend": str, "test_accuracy": float,
+           "test_accuracy_tta": (float, None, ABSENT), "epochs_trained": int, "train_seconds": float, "params": int,
+           "time_budget": (dict, None, ABSENT), "time_budget.actual_seconds": (float, ABSENT),
+           "precision": (str, None, ABSENT)}
+MANIFEST = {"seed": int, "cpu": str, "git_commit": (str, None), "device": str, "versions": dict}
+CONFIG = {"split_sizes": dict, "split_sizes.train": int}
+MEASUREMENT = {"calibration": dict, "calibration.train_images_per_second": float, "load_average_before": list,
+               "load_average_before.0": float}
+ABLATION_METRICS = {"preset": str, "epochs_trained": int, "best_val_accuracy": float, "test_accuracy": float,
+                    "test_accuracy_tta": (float, None, ABSENT)}
+SPEED = {"environment": dict, "environment.versions": dict, "environment.command": str, "environment.device": str,
+         "environment.machine": str, "environment.backend": str, "environment.date": str,
+         "environment.load_average_at_start": (list, None, ABSENT), "environment.load_average_at_start.*": float,
+         "settings": dict, "settings.batch_size": int, "settings.rounds": (int, None, ABSENT),
+         "results": list, "results.*": dict, "results.*.name": str, "results.*.params": int,
+         "results.*.train_images_per_second": float, "results.*.eval_images_per_second": float,
+         "results.*.train_range": (list, None, ABSENT), "results.*.train_range.*": float,
+         "results.*.train_range.1": float, "results.*.gelu": (str, None, ABSENT),
+         "results.*.precision": (str, None), "results.*.jit_compile": (bool, None, ABSENT),
+         "speedup_over_peers": (dict, ABSENT), "speedup_over_peers.*": dict, "speedup_over_peers.*.*": dict,
+         "speedup_over_peers.*.*.train_ratio": float, "speedup_over_peers.*.*.eval_ratio": float,
+         "speedup_over_baseline": (dict, ABSENT), "speedup_over_baseline.*": float}
+TYPE_NAMES = {float: "a number", int: "a whole number", str: "text", dict: "an object", list: "a list",
+              bool: "true or false", None: "null"}
+
+
+def read_json(path, fields):
+    """The JSON object in `path`, with each of `fields` checked; Damaged, naming the file and the field, if not."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Damaged(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise Damaged(f"{path} cannot be read as JSON ({error}); it is damaged or cut short") from None
+    if not isinstance(data, dict):
+        raise Damaged(f"{path} holds a JSON {type(data).__name__}, not an object")
+    for field, kinds in fields.items():
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        for where, value in _found(data, field.split(".")):
+            if value is ABSENT and ABSENT not in kinds:
+                raise Damaged(f"{path} has no {where}")
+            if value is not ABSENT and not any(_is(value, kind) for kind in kinds):
+                wanted = " or ".join(f"one of {', '.join(kind)}" if isinstance(kind, list) else TYPE_NAMES[kind]
+                                     for kind in kinds if kind is not ABSENT)
+                raise Damaged(f"{path}: {where} is {json.dumps(value)[:60]}, not {wanted}")
+    return data
+
+
+def _found(value, parts, where=""):
+    """(dotted place, value) for each place `parts` names in `value`, ABSENT where a key or index is missing.
+    Nothing is found below a value of another type: its own field reports that."""
+    if not parts:
+        return [(where, value)]
+    part, rest = parts[0], parts[1:]
+    if isinstance(value, dict):
+        children = [(key, value[key]) for key in value] if part == "*" else [(part, value.get(part, ABSENT))]
+    elif isinstance(value, list) and (part == "*" or part.isdigit()):
+        indices = range(len(value)) if part == "*" else [int(part)]
+        children = [(index, value[index] if index < len(value) else ABSENT) for index in indices]
+    else:
+        return []
+    return [found for key, child in children for found in _found(child, rest, f"{where}.{key}" if where else f"{key}")]
+
+
+def _is(value, kind):
+    if kind is ABSENT:  # (only said of a missing field)
+        return False
+    if isinstance(kind, list):
+        return value in kind
+    if kind is None:
+        return value is None
+    if isinstance(value, bool):  # JSON's true is no number
+        return kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def calibrate(python):
@@ -67,15 +151,15 @@ def run(args):
 def read_runs():
     """One dict per measured run under results/, in a stable order."""
     runs = []
-    for measurement_path in sorted(RESULTS.glob("*/*/measurement.json")):  # results/gpu/ is the GPU campaign's
-        folder = measurement_path.parent
-        metrics = json.loads((folder / "metrics.json").read_text())
-        measurement = json.loads(measurement_path.read_text())
-        manifest = json.loads((folder / "manifest.json").read_text())
-        config = json.loads((folder / "config.json").read_text())
+    # Every folder results/<recipe>/<run>/: one that lacks a file is named, not left out of the table.
+    for folder in sorted(p for p in RESULTS.glob("*/*") if p.is_dir() and p.parent.name not in NOT_RECIPES):
+        metrics = read_json(folder / "metrics.json", METRICS)
+        measurement = read_json(folder / "measurement.json", MEASUREMENT)
+        manifest = read_json(folder / "manifest.json", MANIFEST)
+        config = read_json(folder / "config.json", CONFIG)
         budget = metrics.get("time_budget") or {}
         runs.append({"recipe": folder.parent.name, "model": metrics["model"], "preset": metrics["preset"],
-                     "seed": manifest["seed"], "folder": folder.relative_to(ROOT).as_posix(),
+                     "seed": manifest["seed"], "folder": folder.relative_to(RESULTS.parent).as_posix(),
                      "test_accuracy": 100 * metrics["test_accuracy"], "epochs": metrics["epochs_trained"],
                      "test_accuracy_tta": (100 * metrics["test_accuracy_tta"]
                                            if metrics.get("test_accuracy_tta") is not None else None),
@@ -84,6 +168,7 @@ def read_runs():
                      "params": metrics["params"], "device": manifest["device"],
                      "data": f"{metrics['dataset']}, {config['split_sizes']['train']:,} train",
                      "backend": metrics["backend"], "versions": manifest["versions"],
+                     "precision": metrics.get("precision") or "float32",
                      "calibration": measurement["calibration"]["train_images_per_second"],
                      "load": measurement["load_average_before"][0]})
     return runs
@@ -115,8 +200,8 @@ def expected(runs=None):
 def results_table(runs):
     """The Markdown table README.md and results/README.md show: one row per recipe and model."""
     lines = ["| recipe | model | data | test accuracy | with test-time augmentation | epochs | training time "
-             "| parameters | machine (resnet20 img/s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| precision | parameters | machine (resnet20 img/s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (recipe, model), rows in groups(runs).items():
         first = rows[0]
         epochs = sorted({row["epochs"] for row in rows})
@@ -128,20 +213,21 @@ def results_table(runs):
         speeds = sorted({round(row["calibration"]) for row in rows})
         speed = f"{speeds[0]}-{speeds[-1]}" if len(speeds) > 1 else f"{speeds[0]}"
         cpus = " / ".join(sorted({row["cpu"] for row in rows}))
+        precisions = " / ".join(sorted({row["precision"] for row in rows}))
         lines.append(f"| `{recipe}` | {MODEL_NAMES[model]} `{first['preset']}` | {first['data']} | {accuracy} "
-                     f"| {tta} | {epochs} | {minutes:.1f} min | {first['params']:,} "
+                     f"| {tta} | {epochs} | {minutes:.1f} min | {precisions} | {first['params']:,} "
                      f"| {cpus}; {first['device']} ({speed}) |")
     return "\n".join(lines)
 
 
-README_SPEED = "*-no-augmentation.json"  # the README shows the like-for-like tables; results/README.md all of them
+README_SPEED = "*-no-augmentation.json"  # the README's figure shows the like-for-like files; results/README.md all
 
 
 def speed_tables(pattern="*.json"):
     """The Markdown of the benchmark.py files in results/speed/ matching `pattern`: command, machine and table."""
     parts = []
     for path in sorted((RESULTS / "speed").glob(pattern)):
-        bench = json.loads(path.read_text())
+        bench = read_json(path, SPEED)
         env, settings = bench["environment"], bench["settings"]
         versions = ", ".join(f"{name} {version}" for name, version in env["versions"].items())
         command = env["command"].replace(str(ROOT) + "/", "")
@@ -169,9 +255,12 @@ def ablation_table(group):
     """The Markdown table of one comparison in results/ablations/GROUP/: a row per run, judged on validation."""
     lines = ["| run | preset | epochs | validation accuracy (best epoch) | test accuracy "
              "| with test-time augmentation | CPU |", "|---|---|---|---|---|---|---|"]
-    for folder in sorted((RESULTS / "ablations" / group).iterdir()):
-        metrics = json.loads((folder / "metrics.json").read_text())
-        manifest = json.loads((folder / "manifest.json").read_text())
+    runs = RESULTS / "ablations" / group
+    if not runs.is_dir():
+        raise Damaged(f"docs/training.md shows the comparison {group}, but {runs} is not there")
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
+        metrics = read_json(folder / "metrics.json", ABLATION_METRICS)
+        manifest = read_json(folder / "manifest.json", {"cpu": str})
         tta = metrics.get("test_accuracy_tta")
         lines.append(f"| [{folder.name}](../results/ablations/{group}/{folder.name}/) | `{metrics['preset']}` "
                      f"| {metrics['epochs_trained']} | {100 * metrics['best_val_accuracy']:.2f}% "
@@ -183,13 +272,12 @@ def ablation_table(group):
 ABLATION_MARKER = re.compile(r"<!-- ablation:([\w.-]+):start -->")
 
 
-def render_ablations(path):
-    """Fills every `<!-- ablation:GROUP:start -->`...`end` pair in the file at `path` with GROUP's table."""
-    text = path.read_text()
+def render_ablations(text):
+    """`text` with every `<!-- ablation:GROUP:start -->`...`end` pair filled with GROUP's table."""
     for group in ABLATION_MARKER.findall(text):
         text = replace_between(text, f"<!-- ablation:{group}:start -->", f"<!-- ablation:{group}:end -->",
                                ablation_table(group))
-    path.write_text(text)
+    return text
 
 
 BUDGET_FIGURE = RESULTS / "accuracy_by_budget.png"
@@ -231,14 +319,65 @@ def plot_accuracy_by_budget(runs, path=BUDGET_FIGURE):
     return path
 
 
+SPEED_FIGURE = RESULTS / "speed_beside_peers.png"
+PEER_COLOURS = {"ours": "tab:blue", "keras-hub": "tab:purple", "timm": "tab:red", "timm-compile": "salmon"}
+
+
+def plot_speed_beside_peers(pattern=README_SPEED, path=SPEED_FIGURE):
+    """One group of bars per like-for-like speed file (model, precision, CPU kind): each peer's training img/s
+    divided by ours at the same size, so ours is 1 and a bar past 1 trains faster. None where none exists."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = []
+    for file in sorted((RESULTS / "speed").glob(pattern)):
+        bench = read_json(file, SPEED)
+        rows = bench["results"]
+        ours = next((row for row in rows if row["name"].split(":")[0] in MODEL_NAMES), None)
+        if ours is None or len(rows) < 2:
+            continue
+        cpu = "AVX2" if "AVX2" in bench["environment"]["machine"] else "AVX-512"  # files without a CPU: AVX-512
+        jit = ", XLA" if ours.get("jit_compile") else ""
+        precision = (ours["precision"] or "float32").replace("mixed_", "")
+        label = f"{ours['name'].split(':')[1]}\n{precision}{jit}\n{cpu}"
+        speeds = {("ours" if row is ours else row["name"].split(":")[0]): row["train_images_per_second"]
+                  / ours["train_images_per_second"] for row in rows}
+        groups.append((label, speeds))
+    groups.sort(key=lambda group: group[0].rsplit("\n", 1)[1])  # the AVX2 machine's files first
+    if not groups:
+        return None
+    figure, axes = plt.subplots(figsize=(10.0, 4.4))
+    width = 0.8 / len(PEER_COLOURS)
+    for index, (peer, colour) in enumerate(PEER_COLOURS.items()):
+        places = [(group, speeds[peer]) for group, (_, speeds) in enumerate(groups) if peer in speeds]
+        axes.bar([group + (index - 1.5) * width for group, _ in places], [ratio for _, ratio in places], width,
+                 color=colour, label=peer)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(groups)), [label for label, _ in groups], fontsize=7)
+    axes.set(ylabel="training img/s, relative to ours",
+             title="Training speed at the same size, 2 CPU cores, no augmentation (results/speed/)")
+    axes.legend(fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def replace_between(text, start, end, content):
     first, last = text.index(start) + len(start), text.index(end)
     return text[:first] + "\n" + content + "\n" + text[last:]
 
 
 def render(_args):
+    # Everything is read (and checked) before anything is written: a damaged file leaves every output as it was.
     runs = read_runs()
     table = results_table(runs)
+    speed = speed_tables()
+    training = ROOT / "docs" / "training.md"
+    ablations = render_ablations(training.read_text())
     details = ["| run | seed | test accuracy | epochs | minutes | CPU | load before | backend | versions |",
                "|---|---|---|---|---|---|---|---|---|"]
     for row in runs:
@@ -255,16 +394,17 @@ def render(_args):
         "once per run; every choice of settings was made on the validation split. cifar10-jpeg is CIFAR-10\n"
         "re-encoded as JPEG (quality 75), which scores a little below the original.\n\n"
         f"{table}\n\n## Every run\n\n" + "\n".join(details) + "\n\n"
-        "## Speed\n\nbenchmark.py's own JSON files in speed/, each as it printed it.\n\n" + speed_tables() + "\n\n"
+        "## Speed\n\nbenchmark.py's own JSON files in speed/, each as it printed it.\n\n" + speed + "\n\n"
         "[ablations/](ablations/) holds the short comparisons behind the recipes' choices (config, manifest,\n"
         "history, metrics of each run; read in docs/training.md, \"Choosing the CPU recipes\"). A gpu/ folder,\n"
         "when present, is the GPU campaign's own record (tools/gpu_campaign.py).\n")
-    render_ablations(ROOT / "docs" / "training.md")
-    if plot_accuracy_by_budget(runs) is None:
+    training.write_text(ablations)
+    if plot_accuracy_by_budget(runs, BUDGET_FIGURE) is None:
         BUDGET_FIGURE.unlink(missing_ok=True)
+    if plot_speed_beside_peers(path=SPEED_FIGURE) is None:
+        SPEED_FIGURE.unlink(missing_ok=True)
     readme = ROOT / "README.md"
-    text = replace_between(readme.read_text(), README_START, README_END, table)
-    readme.write_text(replace_between(text, SPEED_START, SPEED_END, speed_tables(README_SPEED)))
+    readme.write_text(replace_between(readme.read_text(), README_START, README_END, table))
     print(f"rendered {len(runs)} runs into results/README.md and README.md")
 
 
@@ -284,7 +424,11 @@ def main():
     measure.set_defaults(handler=run)
     commands.add_parser("render", help="write results/README.md and README.md's table").set_defaults(handler=render)
     args = parser.parse_args()
-    args.handler(args)
+    try:
+        args.handler(args)
+    except Damaged as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

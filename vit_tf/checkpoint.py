@@ -34,6 +34,7 @@ from model_parts.checkpoint import (
     load_and_report,
     normalise_keys,
     read_npz,
+    shape_of,
     units_per_stage,
 )
 from vit_tf.hybrid import stem_layers
@@ -72,6 +73,8 @@ def interpolate_grid(grid, new_side):
 def resize_position_embedding(table, new_tokens, keep):
     """(1, T, D) position embeddings for (1, new_tokens, D): the first `keep` rows (class and distillation
     tokens) kept, the patch grid interpolated."""
+    if table.ndim != 3 or len(table) != 1:  # a ValueError: `assign` names the key and the shape that does not fit
+        raise ValueError(f"position embeddings of shape {table.shape}, not (1, tokens, D)")
     head, grid = table[:, :keep], table[0, keep:]
     side, new_side = math.isqrt(len(grid)), math.isqrt(new_tokens - keep)
     if side * side != len(grid) or new_side * new_side != new_tokens - keep:
@@ -104,9 +107,9 @@ def checkpoint_architecture(arrays, path="the checkpoint"):
         raise CheckpointError(f"{path} has no encoder blocks in the released layout (Transformer/encoderblock_0/...)")
     stem = "conv_root/kernel" in arrays
     return dict(patch_size=patch, hidden_dim=hidden, num_layers=len(blocks),
-                mlp_dim=arrays[f"{mlp}/Dense_0/kernel"].shape[1],
-                num_heads=arrays[f"{attention}/query/kernel"].shape[1],
-                resnet_width=arrays["conv_root/kernel"].shape[-1] if stem else None,
+                mlp_dim=shape_of(arrays, f"{mlp}/Dense_0/kernel", 2, path, "(D, MLP)")[1],
+                num_heads=shape_of(arrays, f"{attention}/query/kernel", 3, path, "(D, heads, D_h)")[1],
+                resnet_width=shape_of(arrays, "conv_root/kernel", 4, path, "(7, 7, 3, width)")[-1] if stem else None,
                 resnet_blocks=units_per_stage(arrays, r"block(\d+)/unit(\d+)/") if stem else None)
 
 
@@ -142,9 +145,10 @@ def checked_arrays(path, architecture, classifier):
         notes = [f"converted from timm's layout; {heads} attention heads, from {told}"]
     elif source == "keras-hub":
         arrays = released_from_keras_hub(*read_backbone(path), path)
-        notes = ["converted from keras-hub's ViTBackbone layout (a backbone: no head in the file)"]
+        notes = ["converted from keras-hub's ViT layout (" + ("a ViTImageClassifier, with its head)" if "head/kernel"
+                                                             in arrays else "a backbone: no head in the file)")]
     else:
-        arrays, notes = normalise_keys(read_npz(path)), []
+        arrays, notes = normalise_keys(read_npz(path), path), []
     compare_architectures(checkpoint_architecture(arrays, path), architecture, path, PRESETS, "ViT", preset_option)
     check_pooling(arrays, classifier, path)
     if ("dist" in arrays) != bool(architecture.get("distillation")):
@@ -248,7 +252,7 @@ def load_pretrained(model, path, keep_head=False):
     model_pre_logits = "pre_logits" in {layer.name for layer in model.layers}
     file_pre_logits = PRE_LOGITS_KEYS[0] in arrays
     if keep_head and model_pre_logits != file_pre_logits:  # the head's logits would not be the file's
-        size = arrays[PRE_LOGITS_KEYS[0]].shape[1] if file_pre_logits else None
+        size = shape_of(arrays, PRE_LOGITS_KEYS[0], 2, path, "(D, representation)")[1] if file_pre_logits else None
         has = "has a pre-logits layer" if file_pre_logits else "has no pre-logits layer"
         raise CheckpointError(f"{path} {has} and the model {'has none' if file_pre_logits else 'has one'}, so its "
                               f"head cannot be kept; build the model with representation_size={size}, or load "

@@ -12,11 +12,12 @@ ViTs take (x - 0.5) / 0.5, as our `rescale`; DeiT's weights were trained on Imag
 """
 
 import json
+import math
 import pathlib
 
 import numpy as np
 
-from model_parts.checkpoint import CheckpointError, first_line
+from model_parts.checkpoint import CheckpointError, first_line, json_field
 from model_parts.safetensors_file import read_safetensors
 
 TIMM_HEADS = {"tiny": 3, "small": 6, "base": 12, "large": 16, "huge": 16}  # timm's ViT and DeiT sizes
@@ -26,24 +27,59 @@ NOT_EXPRESSED = {"fc_norm": "a LayerNorm after average pooling", "ls1": "layer s
                  "before the encoder (CLIP)", "q_norm": "query normalisation", "k_norm": "key normalisation",
                  "attn_pool": "attention pooling (MAP head)", "head_hid": "a hidden head layer",
                  "norm1_post": "post-normalisation", "pos_embed_prefix": "separate prefix position embeddings"}
+# What loading reads of a timm model's description (its file's metadata, or the config.json beside it), and the
+# sizes such a description gives: checked, so that a config that lies is refused rather than half-believed
+DESCRIPTION = {"num_heads": int, "architecture": str, "global_pool": str}
+SIZES = ("num_classes", "num_features", "embed_dim", "depth")
 
 
 def read_state_dict(path):
-    """(arrays by timm key, what the file says of its model: a dict, maybe empty) of a .safetensors file or, with
-    PyTorch installed, a .pth/.bin loaded with `weights_only=True` (which refuses pickled code)."""
+    """(arrays by timm key, what the file says of its model: a dict of the checked `DESCRIPTION` fields, maybe
+    empty) of a .safetensors file or, with PyTorch installed, a .pth/.bin loaded with `weights_only=True` (which
+    refuses pickled code). A config.json beside it (as the Hugging Face hub keeps timm's model arguments) is read
+    too; the file's own metadata wins."""
     path = pathlib.Path(path)
     if path.suffix == ".safetensors":
         arrays, metadata = read_safetensors(path)
     else:
         arrays, metadata = _read_torch(path), {}
-    beside = path.with_name("config.json")  # the Hugging Face hub keeps timm's model arguments there
-    if beside.is_file():
-        try:
-            config = json.loads(beside.read_text())
-            metadata = {**config.get("model_args", {}), **config, **metadata}
-        except (OSError, ValueError, AttributeError):
-            pass  # a config.json of something else: the file's own arrays decide
-    return arrays, metadata
+    beside = path.with_name("config.json")
+    described = _config_description(beside) if beside.is_file() else {}
+    return arrays, {**described, **_metadata_description(metadata, path)}
+
+
+def _config_description(path):
+    """The `DESCRIPTION` fields of a timm config.json (its model_args, then its top level, which wins), each of
+    its JSON type and range, and its `SIZES` whole numbers of at least 0; else a CheckpointError naming the field."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path}, beside the weights, is not readable JSON ({first_line(error)}); fix it or "
+                              "move it away") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}, beside the weights, is not a table of a timm model's arguments")
+    described = {}
+    for table, where in ((json_field(config, "model_args", dict, path) or {}, f"{path} (model_args)"), (config, path)):
+        for name in SIZES:
+            json_field(table, name, int, where, minimum=0)
+        for name, kind in DESCRIPTION.items():
+            value = json_field(table, name, kind, where, minimum=1 if kind is int else None)
+            if value is not None:
+                described[name] = value
+    return described
+
+
+def _metadata_description(metadata, path):
+    """The `DESCRIPTION` fields of a .safetensors file's metadata, where every value is text (the format's rule):
+    num_heads must be the digits of a whole number of at least 1."""
+    described = {name: metadata[name] for name in DESCRIPTION if name in metadata}
+    heads = described.get("num_heads")
+    if heads is not None:
+        if not (heads.isascii() and heads.isdigit() and int(heads) >= 1):
+            raise CheckpointError(f"{path}: its metadata gives num_heads as {heads[:40]!r}; it must be a whole "
+                                  "number of at least 1")
+        described["num_heads"] = int(heads)
+    return described
 
 
 def _read_torch(path):
@@ -60,10 +96,14 @@ def _read_torch(path):
         raise CheckpointError(f"{path} is not a PyTorch state dict that loads without running code "
                               f"({first_line(error)})") from None
     state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not all(hasattr(value, "numpy") for value in state.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    return {key: value.detach().float().numpy() if value.dtype.is_floating_point else value.numpy()
-            for key, value in state.items()}
+    if not isinstance(state, dict) or not all(isinstance(key, str) and hasattr(value, "numpy")
+                                              for key, value in state.items()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors by name")
+    try:
+        return {key: value.detach().float().numpy() if value.dtype.is_floating_point else value.numpy()
+                for key, value in state.items()}
+    except (TypeError, RuntimeError) as error:  # a sparse or quantized tensor has no plain numpy form
+        raise CheckpointError(f"{path} holds a tensor that is not a plain array ({first_line(error)})") from None
 
 
 def heads_of(metadata, model_heads):
@@ -82,7 +122,10 @@ def heads_of(metadata, model_heads):
 def released_from_timm(state, num_heads, path="the checkpoint", global_pool=None):
     """A timm ViT or DeiT state dict under the authors' .npz names and layouts (plus `dist` and `head_dist/*` for
     DeiT's distillation token and head), or a CheckpointError for a part these layers cannot express."""
-    state = {key.removeprefix("module."): value for key, value in state.items()}
+    stripped = {key.removeprefix("module."): value for key, value in state.items()}  # DataParallel's prefix
+    if len(stripped) != len(state):
+        raise CheckpointError(f"{path} has keys both with and without the prefix module.; which to load is unclear")
+    state = stripped
     for key in state:
         part = next((name for name in NOT_EXPRESSED if f".{name}." in f".{key}"), None)
         if part:
@@ -98,23 +141,33 @@ def released_from_timm(state, num_heads, path="the checkpoint", global_pool=None
         raise CheckpointError(f"{path} averages the patch tokens of a model with a class token; these layers "
                               "average only where there is no class token (classifier 'gap')")
     taken = set()
-
-    def take(key):
-        taken.add(key)
-        return np.asarray(state[key])
-
-    hidden = state["patch_embed.proj.weight"].shape[0]
+    weight = np.asarray(state["patch_embed.proj.weight"])
+    if weight.ndim != 4 or min(weight.shape) < 1:
+        raise CheckpointError(f"{path}: patch_embed.proj.weight has shape {weight.shape}, not timm's (D, 3, P, P)")
+    hidden = weight.shape[0]
     if hidden % num_heads:
         raise CheckpointError(f"{path}: {num_heads} heads do not divide its hidden size {hidden}")
     split = (hidden, num_heads, hidden // num_heads)
+
+    def take(key, shape=None, ndim=None):
+        """state[key], once there and, where the conversion reshapes it, of the shape that allows."""
+        if key not in state:
+            raise CheckpointError(f"{path} has no {key}, which a timm ViT has; is it damaged, or another model?")
+        taken.add(key)
+        value = np.asarray(state[key])
+        if (shape is not None and value.shape != shape) or (ndim is not None and value.ndim != ndim):
+            raise CheckpointError(f"{path}: {key} has shape {value.shape}, not {shape or f'{ndim} axes'}, as in a "
+                                  f"timm ViT of hidden size {hidden}")
+        return value
+
     arrays = {"embedding/kernel": take("patch_embed.proj.weight").transpose(2, 3, 1, 0),  # (D,C,P,P) -> (P,P,C,D)
               "embedding/bias": take("patch_embed.proj.bias"),
-              "Transformer/posembed_input/pos_embedding": take("pos_embed"),
+              "Transformer/posembed_input/pos_embedding": take("pos_embed", ndim=3),
               "Transformer/encoder_norm/scale": take("norm.weight"),
               "Transformer/encoder_norm/bias": take("norm.bias")}
     prefix_rows = int("cls_token" in state) + int("dist_token" in state)
     patches = arrays["Transformer/posembed_input/pos_embedding"].shape[1] - prefix_rows
-    if prefix_rows and int(np.sqrt(patches)) ** 2 != patches:
+    if prefix_rows and patches > 0 and math.isqrt(patches) ** 2 != patches:
         raise CheckpointError(f"{path}: pos_embed has no row for the class token (timm's no_embed_class); these "
                               "layers add a position to every token")
     for ours, theirs in (("cls", "cls_token"), ("dist", "dist_token"), ("head/kernel", "head.weight"),
@@ -131,12 +184,14 @@ def released_from_timm(state, num_heads, path="the checkpoint", global_pool=None
         for norm, name in (("norm1", "LayerNorm_0"), ("norm2", "LayerNorm_2")):
             arrays[f"{to}{name}/scale"], arrays[f"{to}{name}/bias"] = (take(f"{block}{norm}.weight"),
                                                                       take(f"{block}{norm}.bias"))
-        qkv = take(f"{block}attn.qkv.weight").reshape(3, *split[1:], hidden)  # rows: q, k, v, head after head
-        bias = take(f"{block}attn.qkv.bias").reshape(3, *split[1:])
+        # rows: q, k, v, head after head
+        qkv = take(f"{block}attn.qkv.weight", (3 * hidden, hidden)).reshape(3, *split[1:], hidden)
+        bias = take(f"{block}attn.qkv.bias", (3 * hidden,)).reshape(3, *split[1:])
         for number, name in enumerate(("query", "key", "value")):
             arrays[f"{attention}{name}/kernel"] = qkv[number].transpose(2, 0, 1)  # (D, heads, D_h)
             arrays[f"{attention}{name}/bias"] = bias[number]
-        arrays[f"{attention}out/kernel"] = take(f"{block}attn.proj.weight").T.reshape(split[1:] + split[:1])
+        out = take(f"{block}attn.proj.weight", (hidden, hidden))
+        arrays[f"{attention}out/kernel"] = out.T.reshape(split[1:] + split[:1])
         arrays[f"{attention}out/bias"] = take(f"{block}attn.proj.bias")
         for dense, name in (("fc1", "Dense_0"), ("fc2", "Dense_1")):
             arrays[f"{to}MlpBlock_3/{name}/kernel"] = take(f"{block}mlp.{dense}.weight").T

@@ -5,6 +5,8 @@ or a device file is refused (Python's "data" extraction filter then applies as a
 the checksums are verified, so a damaged archive is refused whole rather than trained on in part.
 """
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import os
@@ -89,24 +91,48 @@ def extract_archive(archive):
     digest = hashlib.sha256(f"{archive.resolve()}:{archive.stat().st_size}:{archive.stat().st_mtime_ns}".encode())
     target = CACHE / f"{archive.name.split('.')[0]}-{digest.hexdigest()[:12]}"
     if not target.is_dir():
-        _check_integrity(archive)
+        _check_integrity(archive)  # before anything is written
         CACHE.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".extracting-"))
-        print(f"extracting {archive} into {target} (once; later runs reuse it)", flush=True)
-        start = time.perf_counter()
-        try:
-            if zipfile.is_zipfile(archive):
-                with zipfile.ZipFile(archive) as opened:
-                    for member in _progress(opened.infolist(), archive):
-                        opened.extract(member, staging)
-            else:
-                with tarfile.open(archive) as opened:
-                    opened.extractall(staging, members=_progress(opened.getmembers(), archive), filter="data")
-            os.replace(staging, target)  # a crash mid-extraction leaves only a hidden staging folder
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-            raise UserError(f"{archive} is damaged ({error}); nothing was extracted; {DAMAGED_ADVICE}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        print(f"extracted in {time.perf_counter() - start:.0f} s", flush=True)
+        with _only_extractor(archive):  # another process may be extracting the same archive
+            if not target.is_dir():  # it may have finished while this one waited
+                _extract(archive, target)
     children = [p for p in target.iterdir() if not p.name.startswith(".")]
     return children[0] if len(children) == 1 and children[0].is_dir() else target
+
+
+@contextlib.contextmanager
+def _only_extractor(archive):
+    """Holds the cache folder's lock: one process extracts, the others wait, then reuse what it made. The lock
+    is on the folder itself (no lock file to leave behind) and ends when the process does, however it ends."""
+    folder = os.open(CACHE, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process extracting into {CACHE} (for {archive})", flush=True)
+            fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)
+
+
+def _extract(archive, target):
+    """Checks `archive` whole, then extracts it into a hidden folder beside `target` that becomes `target` in one
+    rename: a crash leaves only the hidden folder, never a `target` in part."""
+    staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=".extracting-"))
+    print(f"extracting {archive} into {target} (once; later runs reuse it)", flush=True)
+    start = time.perf_counter()
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as opened:
+                for member in _progress(opened.infolist(), archive):
+                    opened.extract(member, staging)
+        else:
+            with tarfile.open(archive) as opened:
+                opened.extractall(staging, members=_progress(opened.getmembers(), archive), filter="data")
+        os.replace(staging, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise UserError(f"{archive} is damaged ({error}); nothing was extracted; {DAMAGED_ADVICE}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"extracted in {time.perf_counter() - start:.0f} s", flush=True)

@@ -22,7 +22,14 @@ class Split:
 
     def __post_init__(self):
         self.images = np.asarray(self.images, dtype=np.uint8)
-        self.labels = np.asarray(self.labels, dtype=np.int32)
+        labels = np.asarray(self.labels)
+        # Each source checks its files and names them; this only keeps a label from being changed by the cast
+        # (a fraction cut, a huge number wrapped), so that no source can train on wrong labels silently.
+        if labels.size and (labels.ndim != 1 or labels.dtype.kind not in "iu" or labels.min() < 0
+                            or labels.max() > np.iinfo(np.int32).max):
+            raise ValueError("labels must be class indices, whole numbers from 0, one per image; these are "
+                             f"{labels.dtype} values in shape {labels.shape}")
+        self.labels = labels.astype(np.int32, copy=False)
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
         if self.sources is not None:
@@ -45,6 +52,13 @@ class ImageDataset:
     train: Split
     test: Split
     source_size: Optional[int] = None  # the images' typical shorter side, in pixels, before resizing
+
+    def __post_init__(self):
+        # A label past the last class name would train a class nobody can name (or fail mid-epoch).
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if len(split) and split.labels.max() >= len(self.class_names):
+                raise ValueError(f"dataset {self.name}: a {split_name} label is {split.labels.max()}, but only "
+                                 f"{len(self.class_names)} classes are named")
 
     @property
     def num_classes(self):

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 
 from harness import data
-from harness.atomic import folder_written_whole
+from harness.atomic import folder_written_whole, name_within_limit
+from harness.data.folder import printable
 from harness.data.images import TOO_LARGE, try_read_image
 from harness.errors import UserError
 from harness.reporting import plots
@@ -20,6 +21,7 @@ from harness.training.run_dir import load_model, open_finished_run, write_json
 from harness.training.test_time import with_test_time_augmentation
 
 GALLERY_SIZE = 24
+TITLE_LENGTH = 60  # characters of an image's name a plot's title has room for
 
 
 def predict_probabilities(model, images, batch_size):
@@ -82,8 +84,16 @@ def _evaluate_into(out, run, config, dataset, data_dir, batch_size, test_time_au
     return metrics
 
 
+def shown_name(name, length=TITLE_LENGTH):
+    """A user's file name as a plot's title can show it: bytes that are not UTF-8 as \\xNN escapes (as in every
+    file this program writes), a long name cut in the middle."""
+    name = printable(name)
+    return name if len(name) <= length else f"{name[:length // 2]}…{name[len(name) - (length - length // 2 - 1):]}"
+
+
 def classify_images(run_dir, paths, top_k=3):
-    """Prints and plots the top-k classes of each image; returns [(path, [(class, p), ...])]."""
+    """Prints and plots the top-k classes of each image; returns [(path, [(class, p), ...])]. Each plot is named
+    after its image, within the file system's limit on a name's length."""
     run, config = open_finished_run(run_dir)
     model = load_model(run)
     class_names, size = config["class_names"], config["image_size"]
@@ -92,9 +102,9 @@ def classify_images(run_dir, paths, top_k=3):
     for path in map(pathlib.Path, paths):
         image, detail = try_read_image(path, size)  # detail: the original size, or why it was not read
         if image is None and detail == TOO_LARGE:
-            raise UserError(f"{path} is {TOO_LARGE}; resize it first, e.g. to {size}x{size}")
+            raise UserError(f"{printable(str(path))} is {TOO_LARGE}; resize it first, e.g. to {size}x{size}")
         if image is None:
-            raise UserError(f"{path} is not an image file this program can read")
+            raise UserError(f"{printable(str(path))} is not an image file this program can read")
         images.append(image)
     probabilities = softmax(np.asarray(predict(model, np.stack(images).astype("float32"), batch_size=32), np.float64))
     results = []
@@ -103,9 +113,10 @@ def classify_images(run_dir, paths, top_k=3):
             best = np.argsort(-p)[: min(top_k, len(class_names))]
             ranked = [(class_names[k], float(p[k])) for k in best]
             results.append((path, ranked))
-            plots.plot_top_k(image, [shown_names[k] for k in best], [q for _, q in ranked],
-                             out / f"{number:02d}_{path.stem}_top{top_k}.png", title=path.name)
-    for path, ranked in results:
-        print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
-    print(f"plots in {run.path / 'eval' / 'images'}")
+            name = name_within_limit(f"{number:02d}_{printable(path.stem)}", f"_top{top_k}.png")
+            plots.plot_top_k(image, [shown_names[k] for k in best], [q for _, q in ranked], out / name,
+                             title=shown_name(path.name))
+    for path, ranked in results:  # a name that is not UTF-8 would stop print() on a UTF-8 terminal
+        print(f"{printable(str(path))}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in ranked))
+    print(f"plots in {printable(str(run.path / 'eval' / 'images'))}")
     return results

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from harness.atomic import NAME_LIMIT, name_within_limit
 from harness.backend import chosen_backend
 from harness.errors import UserError
 from harness.training.run_dir import check_writable, load_model, open_finished_run, write_json
@@ -67,7 +68,11 @@ def export_run(run_dir, folder, export_format):
 
     target = pathlib.Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # An empty folder that exists (perhaps a mount point) is never removed: the files are made inside it and
+    # moved into place; a new folder is made beside its place and renamed to it whole.
+    given = target.is_dir()
+    prefix = ".export-partial-" if given else name_within_limit(f".{target.name}", ".", NAME_LIMIT - 8)  # +8: mkdtemp
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=target if given else target.parent))
     rebuild = {}
     try:
         if export_format == "timm":
@@ -94,9 +99,11 @@ def export_run(run_dir, folder, export_format):
             "versions": {**library_versions(), **_exporter_versions(export_format)},
         }
         write_json(staging / "export.json", summary)
-        if target.exists():
-            target.rmdir()  # checked empty before
-        os.replace(staging, target)
+        if given:  # export.json last: the folder looks finished only once everything is in it
+            for entry in sorted(staging.iterdir(), key=lambda path: path.name == "export.json"):
+                os.replace(entry, target / entry.name)
+        else:
+            os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary

@@ -3,6 +3,9 @@
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
+# Every text these figures draw is a name or a number, never a formula: a class, file or folder named "a$x$"
+# must show as itself (between two "$" Matplotlib would parse mathtext, and fail on, e.g., "$\q$")
+matplotlib.rcParams["text.parse_math"] = False
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

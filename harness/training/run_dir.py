@@ -137,6 +137,20 @@ class RunDirectory:
         file.flush()
         self._lock_file = file
 
+    def holder(self):
+        """Who holds this folder's lock now ("process 123 on host"), or None where no living process does."""
+        try:
+            file = open(self.lock_path)
+        except OSError:  # no lock file: nobody has it
+            return None
+        with file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return file.read().strip() or "another process"
+            fcntl.flock(file, fcntl.LOCK_UN)
+        return None
+
     def unlock(self):
         if self._lock_file is not None:
             self.lock_path.unlink(missing_ok=True)
@@ -265,6 +279,10 @@ def open_finished_run(run_dir):
     """The run directory and its config, or a clear error if it is not a finished run."""
     run = _open(run_dir, "give a folder train.py wrote")
     if not run.model_path.is_file():
+        holder = run.holder()
+        if holder:
+            raise UserError(f"run directory {run.path} is in use by {holder}, which is training it; wait for it to "
+                            "end, then use the run")
         if run.checkpoint_path.is_file():
             raise UserError(f"{run.path} did not finish (no model.keras), but its last finished epoch is saved: "
                             f"continue it with python train.py --resume {run.path}")
