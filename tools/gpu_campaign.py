@@ -7,7 +7,7 @@ resumed by the next call while the machine still holds it, else started again.
 
     bash tools/gpu_wheels.sh                            # once, here: Keras' wheels and the archive, for the GPU
     python tools/gpu_campaign.py --budget 540           # on the GPU machine (KERAS_BACKEND=jax;
-                                                        # docs/benchmarking.md, "GPU campaign")
+                                                        # docs/contributing.md, "Measuring on a GPU machine")
     python tools/gpu_campaign.py --list                 # the queue: what is done, what is next
     python tools/gpu_campaign.py --summary              # results/gpu/README.md from the files in results/gpu/
     python tools/gpu_campaign.py --quick --results DIR  # a CPU rehearsal: test sizes, the sample, 2 candidates
