@@ -270,3 +270,20 @@ def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, t
     if signal_number == signal.SIGTERM:  # the command it names works (once: both stop through one handler)
         resumed = run_train("--resume", run_dir)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["steps", "recipe"])
+def test_a_steps_or_recipe_run_killed_mid_run_resumes_to_the_same_result(larger_folder, tmp_path, kind):
+    """With the epochs, budget, distillation and fine-tuning runs tested elsewhere: every kind of run resumes."""
+    settings = {"steps": ["--preset", "vit_test", "--steps", 70],
+                "recipe": ["--recipe", "smoke", "--model", "cnn", "--preset", "resnet_test", "--epochs", 3]}[kind]
+    common = ["--data-dir", larger_folder, "--batch-size", 8]
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run_train(*settings, *common, "--run-dir", reference).returncode == 0
+    kill_after_first_checkpoint(killed, *settings, *common, "--run-dir", killed)
+    resumed = run_train("--resume", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert losses(killed) == losses(reference)
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (reference, killed)]
+    for key in ("test_accuracy", "test_loss", "steps_trained", "epochs_trained"):
+        assert metrics[0][key] == metrics[1][key], key
