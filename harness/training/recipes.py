@@ -35,10 +35,10 @@ _RECIPES = {
     # decay, a warmup of a fifth of the run, then the decay; label smoothing 0.1, as measured better here than
     # airbench's 0.2; test-time augmentation reported beside the plain accuracy. Choices: docs/training.md,
     # "Choosing the CPU recipes".
-    # results/cpu10/: seed 0 of the CNN and the hybrid on a 2-core AVX-512 CPU, test accuracy
+    # results/cpu10/: seed 0 of each family on a 2-core AVX-512 CPU (CNN and hybrid in float32), test accuracy
     "cpu10": cpu_recipe(10, "fast_cnn_small", "a lab slot",
                         expected=dict(cnn="85.17% (1 seed; 86.67% with test-time augmentation)",
-                                      hybrid="74.36% (1 seed)")),
+                                      hybrid="74.36% (1 seed)", vit="61.19% (1 seed)")),
     # results/cpu30/: seed 0 of each family on a 2-core AVX-512 CPU, test accuracy
     "cpu30": cpu_recipe(30, "fast_cnn_small", expected=dict(cnn="88.20% (1 seed; 89.66% with test-time augmentation)",
                                                            hybrid="83.91% (1 seed)", vit="71.45% (1 seed)")),
