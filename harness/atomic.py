@@ -27,6 +27,13 @@ def name_within_limit(stem, suffix="", limit=NAME_LIMIT):
     return cut + digest + suffix
 
 
+def staging_folder_beside(target, marker=".partial-"):
+    """A new hidden folder beside `target`, named after it (`.NAME.partial-XXXXXXXX`) within the name limit."""
+    target = pathlib.Path(target)
+    prefix = name_within_limit(f".{target.name}", marker, NAME_LIMIT - 8)  # mkdtemp adds 8 characters
+    return pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=prefix))
+
+
 @contextlib.contextmanager
 def folder_written_whole(target, carry=(), advice="choose a folder you can write to"):
     """Yields a hidden staging folder beside `target` to write into. When the block ends without an error,
@@ -38,8 +45,7 @@ def folder_written_whole(target, carry=(), advice="choose a folder you can write
     target = pathlib.Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        prefix = name_within_limit(f".{target.name}", ".partial-", NAME_LIMIT - 8)  # mkdtemp adds 8 characters
-        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=prefix))
+        staging = staging_folder_beside(target)
     except OSError as error:
         raise UserError(f"cannot write into {target.parent} ({error.strerror}); {advice}") from None
     try:

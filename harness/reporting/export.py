@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from harness.atomic import NAME_LIMIT, name_within_limit
+from harness.atomic import staging_folder_beside
 from harness.backend import chosen_backend
 from harness.errors import UserError
 from harness.training.run_dir import check_writable, load_model, open_finished_run, write_json
@@ -71,8 +71,8 @@ def export_run(run_dir, folder, export_format):
     # An empty folder that exists (perhaps a mount point) is never removed: the files are made inside it and
     # moved into place; a new folder is made beside its place and renamed to it whole.
     given = target.is_dir()
-    prefix = ".export-partial-" if given else name_within_limit(f".{target.name}", ".", NAME_LIMIT - 8)  # +8: mkdtemp
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=target if given else target.parent))
+    staging = (pathlib.Path(tempfile.mkdtemp(prefix=".export-partial-", dir=target)) if given
+               else staging_folder_beside(target, "."))
     rebuild = {}
     try:
         if export_format == "timm":
