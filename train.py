@@ -148,7 +148,8 @@ def build_parser():
                           help="clip the global gradient norm to this (default: recipe, else none; finetune: 1)")
     training.add_argument("--augmentation", choices=AUGMENTATIONS,
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
-                          "(default); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength 0.5) "
+                          "(default); shift2_flip: random 2-pixel shift, edges reflected, and the flip (airbench's, "
+                          "the CPU recipes'); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength 0.5) "
                           "and RandomErasing (a quarter of the images), as DeiT")
     training.add_argument("--mixing", choices=MIXINGS,
                           help="MixUp or CutMix of each batch (default: recipe, else none)")

@@ -116,6 +116,25 @@ def test_random_shift_covers_every_offset_and_compiles():
     assert all(layer.supports_jit for layer in model._flatten_layers())  # so XLA / jit stay on
 
 
+def test_reflect_shift_equals_numpy_reflect_padding_and_crop():
+    """shift2_flip's shift: pad 2 with np.pad's "reflect" (PyTorch's too, as airbench pads) and crop back."""
+    images = np.random.default_rng(1).uniform(0, 255, (64, 6, 6, 2)).astype("float32")
+    layer = RandomShift(max_shift=2, fill="reflect", seed=0)
+    padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    crops = {(dy, dx): padded[:, 2 - dy:8 - dy, 2 - dx:8 - dx] for dy in range(-2, 3) for dx in range(-2, 3)}
+    seen = set()
+    for _ in range(3):
+        for index, out in enumerate(keras.ops.convert_to_numpy(layer(images, training=True))):
+            (offset,) = [offset for offset, crop in crops.items() if np.array_equal(out, crop[index])]
+            seen.add(offset)
+    assert len(seen) == 25
+    assert [type(step).__name__ for step in build_augmentation("shift2_flip", seed=0).layers] == ["RandomShift",
+                                                                                                  "RandomFlip"]
+    assert build_augmentation("shift2_flip").layers[0].get_config()["fill"] == "reflect"
+    with pytest.raises(ValueError, match="unknown fill"):
+        RandomShift(fill="wrap")
+
+
 @pytest.mark.parametrize("mixing", ["mixup", "cutmix"])
 def test_mixing_blends_images_and_labels_alike(mixing):
     split = small_split(count=16, seed=2)

@@ -13,26 +13,36 @@ from keras import layers, ops
 from harness.training.config import AUGMENTATIONS, MIXINGS
 
 CIFAR_SHIFT = 4  # pixels: pad by 4 and crop back, the standard CIFAR augmentation
+SMALL_SHIFT = 2  # pixels, edges reflected: airbench's translation (Jordan 2024), for short runs
+FILLS = ("zeros", "reflect")
 
 
 @keras.saving.register_keras_serializable(package="harness")
 class RandomShift(layers.Layer):
-    """Moves each image by a random whole number of pixels, up to `max_shift` each way, zero fill.
+    """Moves each image by a random whole number of pixels, up to `max_shift` each way.
 
-    The same as zero-padding by `max_shift` and cropping back at a random place. Written as two
-    one-hot selection matrices, out[i, j] = in[i - dy, j - dx], so it is plain keras.ops, compiles
-    under XLA and jit, and is exact. (Keras' RandomTranslation and RandomCrop disable jit.)
+    The same as padding by `max_shift` (`fill` "zeros", or "reflect": mirrored about the edge pixel, as
+    NumPy's and PyTorch's "reflect") and cropping back at a random place. Written as two one-hot selection
+    matrices, out[i, j] = in[source(i - dy), source(j - dx)], so it is plain keras.ops, compiles under XLA
+    and jit, and is exact. (Keras' RandomTranslation and RandomCrop disable jit.)
     """
 
-    def __init__(self, max_shift=CIFAR_SHIFT, seed=None, **kwargs):
+    def __init__(self, max_shift=CIFAR_SHIFT, fill="zeros", seed=None, **kwargs):
         super().__init__(**kwargs)
+        if fill not in FILLS:
+            raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
         self.max_shift = max_shift
+        self.fill = fill
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def _selection(self, shifts, size, dtype):
-        """(B,) shifts -> (B, size, size) matrices S with S[b, i, p] = 1 where p = i - shift_b."""
-        source = ops.arange(size)[None, :] - shifts[:, None]  # (B, size); outside [0, size): zero row
+        """(B,) shifts -> (B, size, size) matrices S with S[b, i, p] = 1 where p = i - shift_b (reflected back
+        inside for "reflect"; for "zeros" a row whose p falls outside stays zero)."""
+        source = ops.arange(size)[None, :] - shifts[:, None]  # (B, size)
+        if self.fill == "reflect":
+            source = ops.abs(source)  # -1 -> 1, -2 -> 2
+            source = ops.where(source > size - 1, 2 * (size - 1) - source, source)  # size -> size - 2
         return ops.cast(ops.equal(source[:, :, None], ops.arange(size)[None, None, :]), dtype)
 
     def call(self, images, training=None):
@@ -49,7 +59,7 @@ class RandomShift(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
+        return {**super().get_config(), "max_shift": self.max_shift, "fill": self.fill, "seed": self.seed}
 
 
 # "randaugment": the DeiT family's per-image policy at CIFAR scale, with Keras' own layers. Two of
@@ -63,7 +73,8 @@ def build_augmentation(name, seed=None):
     """The per-image augmentation as a `keras.Sequential`, or None for "none".
 
     "crop_flip" is the standard CIFAR augmentation: a random shift of up to 4 pixels with zero fill
-    (pad 4 and crop) and a horizontal flip. "randaugment" adds Keras' RandAugment (Cubuk et al. 2020;
+    (pad 4 and crop) and a horizontal flip. "shift2_flip" is airbench's lighter one for short runs: up to 2
+    pixels, edges reflected, and the flip. "randaugment" adds Keras' RandAugment (Cubuk et al. 2020;
     Keras draws the operations once per batch and their magnitudes per image) and RandomErasing
     (Zhong et al. 2020), as DeiT and Lee et al.'s small-data ViTs train. Every layer runs in float32
     whatever the precision policy.
@@ -72,8 +83,9 @@ def build_augmentation(name, seed=None):
         return None
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    shift = dict(max_shift=SMALL_SHIFT, fill="reflect") if name == "shift2_flip" else dict(max_shift=CIFAR_SHIFT)
     steps = [
-        RandomShift(CIFAR_SHIFT, seed=seed, dtype="float32", name="random_shift"),
+        RandomShift(**shift, seed=seed, dtype="float32", name="random_shift"),
         layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip"),
     ]
     if name == "randaugment":

@@ -30,7 +30,7 @@ FAMILY_DEFAULTS = {
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
 }
 OPTIMIZERS = ("adamw", "sgd", "momentum")  # sgd: Nesterov momentum 0.9; momentum: plain momentum 0.9
-AUGMENTATIONS = ("crop_flip", "randaugment", "none")  # per image, inside the training model (harness.training.augment)
+AUGMENTATIONS = ("crop_flip", "shift2_flip", "randaugment", "none")  # per image, inside the training model (harness.training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
 DISTILLATIONS = ("hard", "soft")
@@ -80,7 +80,7 @@ class TrainConfig:
     warmup_epochs: Optional[float] = None  # linear warmup, then cosine decay to 0
     label_smoothing: Optional[float] = None
     gradient_clip_norm: Optional[float] = None  # clip the global gradient norm to this (None: no clipping)
-    augmentation: Optional[str] = None  # per image, inside the training model: crop_flip or none
+    augmentation: Optional[str] = None  # per image, inside the training model: one of AUGMENTATIONS
     mixing: Optional[str] = None  # per batch, in the input pipeline: none, mixup, cutmix
     mixing_alpha: Optional[float] = None
     drop_path_rate: Optional[float] = None  # stochastic depth of the last ViT block (ViT only)
