@@ -30,7 +30,7 @@ FAMILY_DEFAULTS = {
     "cnn": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-3, warmup_epochs=1.0),
 }
 OPTIMIZERS = ("adamw", "sgd", "momentum")  # sgd: Nesterov momentum 0.9; momentum: plain momentum 0.9
-AUGMENTATIONS = ("crop_flip", "shift2_flip", "randaugment", "none")  # per image, inside the training model (harness.training.augment)
+AUGMENTATIONS = ("crop_flip", "shift2_flip", "randaugment", "none")  # per image, in the model (training.augment)
 MIXINGS = ("none", "mixup", "cutmix")  # per batch, in the input pipeline
 KEEP = ("last", "best")  # which epoch's weights become model.keras
 DISTILLATIONS = ("hard", "soft")
