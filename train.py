@@ -149,8 +149,8 @@ def build_parser():
     training.add_argument("--augmentation", choices=AUGMENTATIONS,
                           help="per image, on the accelerator; crop_flip: random 4-pixel shift and horizontal flip "
                           "(default); shift2_flip: random 2-pixel shift, edges reflected, and the flip (airbench's, "
-                          "the CPU recipes'); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength 0.5) "
-                          "and RandomErasing (a quarter of the images), as DeiT")
+                          "for short runs); randaugment: crop_flip, then Keras' RandAugment (2 operations, strength "
+                          "0.5) and RandomErasing (a quarter of the images), as DeiT")
     training.add_argument("--mixing", choices=MIXINGS,
                           help="MixUp or CutMix of each batch (default: recipe, else none)")
     training.add_argument("--mixing-alpha", type=positive(float),
