@@ -98,6 +98,21 @@ def test_the_budget_figure_exists_exactly_when_cpu_recipe_runs_do():
     assert tool.BUDGET_FIGURE.exists() == any(row["recipe"].startswith("cpu") for row in tool.read_runs())
 
 
+def test_the_budget_points_reports_read_are_those_of_the_runs():
+    """results/accuracy_by_budget.json, which compare.py's reports read, holds the committed runs' points."""
+    from harness.reporting import budgets
+
+    tool = results_tool()
+    points = budgets.budget_points(tool.read_runs())
+    reference = budgets.read_reference(tool.BUDGET_POINTS)
+    assert reference is not None and reference["points"] == points
+    for point in points:  # the mean over the seeds of that recipe's runs of that family
+        rows = [row for row in tool.read_runs() if row["model"] == point["model"]
+                and row["recipe"].startswith("cpu") and row["time_budget_minutes"] == point["budget_minutes"]]
+        assert point["seeds"] == len(rows)
+        assert point["accuracy"] == pytest.approx(sum(row["test_accuracy"] for row in rows) / len(rows), abs=0.01)
+
+
 @pytest.fixture
 def copied_results(tmp_path, monkeypatch):
     """tools/results.py pointed at a copy of results/, README.md and docs/training.md: what a test damages or renders
@@ -110,6 +125,7 @@ def copied_results(tmp_path, monkeypatch):
         shutil.copy(ROOT / name, root / name)
     for name, value in [("ROOT", root), ("RESULTS", root / "results"),
                         ("BUDGET_FIGURE", root / "results" / tool.BUDGET_FIGURE.name),
+                        ("BUDGET_POINTS", root / "results" / tool.BUDGET_POINTS.name),
                         ("SPEED_FIGURE", root / "results" / tool.SPEED_FIGURE.name)]:
         monkeypatch.setattr(tool, name, value)
     monkeypatch.setattr(sys, "argv", ["tools/results.py", "render"])

@@ -23,6 +23,9 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from harness.reporting import budgets  # noqa: E402  (light: no Keras)
+
 RESULTS = ROOT / "results"
 KEPT_FILES = ("config.json", "manifest.json", "history.csv", "metrics.json")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -41,6 +44,7 @@ ABSENT = object()
 METRICS = {"model": list(MODEL_NAMES), "preset": str, "dataset": str, "backend": str, "test_accuracy": float,
            "test_accuracy_tta": (float, None, ABSENT), "epochs_trained": int, "train_seconds": float, "params": int,
            "time_budget": (dict, None, ABSENT), "time_budget.actual_seconds": (float, ABSENT),
+           "time_budget.budget_seconds": (float, ABSENT),
            "precision": (str, None, ABSENT)}
 MANIFEST = {"seed": int, "cpu": str, "git_commit": (str, None), "device": str, "versions": dict}
 CONFIG = {"split_sizes": dict, "split_sizes.train": int}
@@ -165,6 +169,7 @@ def read_runs():
                                            if metrics.get("test_accuracy_tta") is not None else None),
                      "cpu": manifest["cpu"], "commit": manifest["git_commit"],
                      "train_minutes": budget.get("actual_seconds", metrics["train_seconds"]) / 60,
+                     "time_budget_minutes": budget["budget_seconds"] / 60 if "budget_seconds" in budget else None,
                      "params": metrics["params"], "device": manifest["device"],
                      "data": f"{metrics['dataset']}, {config['split_sizes']['train']:,} train",
                      "backend": metrics["backend"], "versions": manifest["versions"],
@@ -281,42 +286,19 @@ def render_ablations(text):
 
 
 BUDGET_FIGURE = RESULTS / "accuracy_by_budget.png"
-FAMILY_COLOURS = {"cnn": "tab:blue", "hybrid": "tab:green", "vit": "tab:orange"}
+BUDGET_POINTS = RESULTS / "accuracy_by_budget.json"  # the figure's numbers, which compare.py's reports read
 
 
-def plot_accuracy_by_budget(runs, path=BUDGET_FIGURE):
-    """Test accuracy against training minutes, one line per model family, from the CPU recipes' runs (the
-    paper's Figure 5 at course scale); mean and spread over seeds. None where no such run exists."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = {}
-    for (recipe, model), rows in groups(runs).items():
-        if recipe.startswith("cpu"):
-            accuracies = [row["test_accuracy"] for row in rows]
-            minutes = statistics.mean(row["train_minutes"] for row in rows)
-            spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-            points.setdefault(model, []).append((minutes, statistics.mean(accuracies), spread, rows[0]["preset"]))
+def write_accuracy_by_budget(runs):
+    """results/accuracy_by_budget.json and .png from the CPU recipes' runs; both removed where none exists."""
+    points = budgets.budget_points(runs)
     if not points:
-        return None
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for model, found in sorted(points.items()):
-        found.sort()
-        axes.errorbar([p[0] for p in found], [p[1] for p in found], yerr=[p[2] for p in found], marker="o",
-                      capsize=3, color=FAMILY_COLOURS.get(model), label=f"{MODEL_NAMES[model]} ({found[-1][3]})")
-    cpus = " / ".join(sorted({row["cpu"] for row in runs if row["recipe"].startswith("cpu")}))
-    axes.set(xlabel="training minutes (2 CPU cores)", ylabel="test accuracy (%)",
-             title=f"CIFAR-10 accuracy by training budget\n{cpus}")
-    axes.set_xticks([10, 30, 60])
-    axes.set_xlim(0, 65)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+        BUDGET_FIGURE.unlink(missing_ok=True)
+        BUDGET_POINTS.unlink(missing_ok=True)
+        return
+    cpus = sorted({row["cpu"] for row in runs if row["recipe"].startswith("cpu")})
+    BUDGET_POINTS.write_text(json.dumps({"cpus": cpus, "points": points}, indent=1) + "\n")
+    budgets.plot_accuracy_by_budget(points, BUDGET_FIGURE, cpus)
 
 
 SPEED_FIGURE = RESULTS / "speed_beside_peers.png"
@@ -399,8 +381,7 @@ def render(_args):
         "history, metrics of each run; read in docs/training.md, \"Choosing the CPU recipes\"). A gpu/ folder,\n"
         "when present, is the GPU campaign's own record (tools/gpu_campaign.py).\n")
     training.write_text(ablations)
-    if plot_accuracy_by_budget(runs, BUDGET_FIGURE) is None:
-        BUDGET_FIGURE.unlink(missing_ok=True)
+    write_accuracy_by_budget(runs)
     if plot_speed_beside_peers(path=SPEED_FIGURE) is None:
         SPEED_FIGURE.unlink(missing_ok=True)
     readme = ROOT / "README.md"
