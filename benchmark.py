@@ -18,16 +18,18 @@ import tempfile
 
 # Light imports only: each speed row is measured in its own process (harness/benchmarking/one.py), which loads Keras.
 from harness import backend
-from harness.benchmarking.variants import NAN_GUARDS, PEER_KINDS, parse_variant, peer_backend, peer_rows
+from harness.benchmarking.variants import PEER_KINDS, parse_variant, peer_backend, peer_rows
 from harness.cli import MAX_BATCH, MAX_DEVICES, MAX_STEPS, OneLineErrorParser, fraction, positive, text
 from harness.errors import UserError, cli_main
 from harness.training.config import (
     AUGMENTATIONS,
     DATA_ON_DEVICE,
+    DEFAULTS,
     GELUS,
     JIT_COMPILE,
     MIXINGS,
     PRECISIONS,
+    TrainConfig,
     check_data_on_device,
 )
 from harness.training.run_dir import check_writable, open_finished_run, write_json
@@ -88,7 +90,7 @@ def measure_row(variant, count, settings, args, index, rounds):
           f"{f' (round {index + 1} of {rounds})' if rounds > 1 else ''} ...", flush=True)
     row_settings = {"variant": variant, **settings, "precision": args.precision, "jit_compile": args.jit_compile,
                     "devices": str(count), "mixing": args.mixing, "data_on_device": args.data_on_device,
-                    "nan_guard": args.nan_guard, "augmentation": args.augmentation, "gelu": args.gelu}
+                    "augmentation": args.augmentation, "gelu": args.gelu}
     backend_name = peer_backend(variant.partition(":")[0])
     with tempfile.TemporaryDirectory() as scratch:
         out = pathlib.Path(scratch) / "row.json"
@@ -153,27 +155,26 @@ def build_parser():
     parser.add_argument("--warmup-steps", type=positive(int, MAX_STEPS),
                         help="untimed steps first, compilation included (default: 5)")
     parser.add_argument("--steps", type=positive(int, MAX_STEPS), help="timed training steps (default: 50)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.py (default: auto)")
-    parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="as train.py (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS["precision"],
+                        help=f"as train.py (default: {DEFAULTS['precision']})")
+    parser.add_argument("--jit-compile", choices=JIT_COMPILE, default=TrainConfig.jit_compile,
+                        help=f"as train.py (default: {TrainConfig.jit_compile})")
     parser.add_argument("--gelu", choices=GELUS,
                         help="our ViTs' MLP activation, as train.py: tanh (the authors') or exact (erf, what keras-hub "
                         "and timm compute) (default: tanh)")
-    parser.add_argument("--mixing", choices=MIXINGS, default="none",
+    parser.add_argument("--mixing", choices=MIXINGS, default=DEFAULTS["mixing"],
                         help="MixUp or CutMix each batch, as train.py --mixing (the course recipe: mixup) "
-                        "(default: none)")
-    parser.add_argument("--augmentation", choices=AUGMENTATIONS, default="crop_flip",
-                        help="ours, as train.py: in the model (default: crop_flip); none times ours as the --peers are "
-                        "timed, without augmentation")
-    parser.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
+                        f"(default: {DEFAULTS['mixing']})")
+    parser.add_argument("--augmentation", choices=AUGMENTATIONS, default=DEFAULTS["augmentation"],
+                        help=f"ours, as train.py: in the model (default: {DEFAULTS['augmentation']}); none times ours "
+                        "as the --peers are timed, without augmentation")
+    parser.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default=TrainConfig.data_on_device,
                         help="as train.py: JAX batches made on the accelerator (on) or sent from host memory (off) "
-                        "(default: auto)")
-    parser.add_argument("--nan-guard", choices=NAN_GUARDS, default="async",
-                        help="async: the NaN guard as training runs it; sync: it reads every step's loss on the host "
-                        "before the next step starts, as training did before (to measure what that costs) "
-                        "(default: async)")
-    parser.add_argument("--devices", type=positive(int, MAX_DEVICES), default=1,
+                        f"(default: {TrainConfig.data_on_device})")
+    parser.add_argument("--devices", type=positive(int, MAX_DEVICES), default=int(TrainConfig.devices),
                         help="also time our models data-parallel on N devices (as train.py --devices; the batch is "
-                        "global) and print the scaling efficiency, img/s on N / (N x img/s on one) (default: 1)")
+                        "global) and print the scaling efficiency, img/s on N / (N x img/s on one) "
+                        f"(default: {TrainConfig.devices})")
     parser.add_argument("--runs", nargs="+", type=text, metavar="RUN_DIR",
                         help="report time-to-accuracy of finished runs instead")
     parser.add_argument("--target", type=fraction, default=0.9, help="validation accuracy for --runs (default: 0.9)")

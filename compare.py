@@ -52,7 +52,7 @@ def build_parser():
                         help="as train.py: each model trains for as many epochs as fit in this time (30m, 1h); "
                         "the budget is each model's, not shared")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: the recipe's")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="default: 0")
+    parser.add_argument("--seed", type=non_negative_int, default=TrainConfig.seed, help=f"default: {TrainConfig.seed}")
     parser.add_argument("--out", type=text, help="folder for the runs and the report (default: reports/<time>)")
     return parser
 

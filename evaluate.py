@@ -12,6 +12,7 @@ from harness import backend
 from harness.cli import MAX_BATCH, OneLineErrorParser, positive, text
 from harness.errors import UserError, cli_main
 from harness.reporting.export import FORMATS, check_export
+from harness.training.config import EVALUATION_BATCH_SIZE
 from harness.training.run_dir import open_finished_run
 
 
@@ -23,8 +24,8 @@ def build_parser():
     parser.add_argument("--image", nargs="+", type=text, metavar="PATH", help="classify these images instead")
     parser.add_argument("--top-k", type=positive(int, 1000), default=3,
                         help="classes to show per image with --image (default: 3)")
-    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256,
-                        help="images per prediction batch (default: 256)")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=EVALUATION_BATCH_SIZE,
+                        help=f"images per prediction batch (default: {EVALUATION_BATCH_SIZE})")
     parser.add_argument("--tta", action="store_true",
                         help="also report the accuracy with test-time augmentation: the mean logits of each image, its "
                              "mirror and both moved one pixel diagonally (the plain accuracy stays beside it)")

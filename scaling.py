@@ -15,6 +15,7 @@ from harness import backend
 from harness.cli import MAX_BATCH, OneLineErrorParser, non_negative_int, positive, text
 from harness.errors import Interrupted, UserError, cli_main
 from harness.sweeps import MODELS, SweepPlan, base_config, recipe_names
+from harness.training.config import TrainConfig
 
 DEFAULT_RECIPE = "smoke"
 
@@ -29,8 +30,8 @@ def build_parser():
     parser.add_argument("--sizes", nargs="+", type=positive(int, MAX_BATCH * 64), metavar="N",
                         help="training-set sizes (default: 1,000, 2,500, 5,000, 10,000, 25,000 and 45,000 where "
                         "there are that many, and all)")
-    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0], metavar="SEED",
-                        help="one run per seed and size; 3 give mean ± std bands (default: 0)")
+    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=[TrainConfig.seed], metavar="SEED",
+                        help=f"one run per seed and size; 3 give mean ± std bands (default: {TrainConfig.seed})")
     parser.add_argument("--vit-preset", type=text, help="default: the recipe's")
     parser.add_argument("--cnn-preset", type=text, help="default: the recipe's")
     parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), help="default: the recipe's")
@@ -51,7 +52,8 @@ def main(argv=None):
     backend.start()
     from harness import data, sweeps
     from harness.reporting.scaling import markdown_table, write_scaling_report
-    from harness.training.trainer import resume, train, training_splits
+    from harness.training.run_plan import training_splits
+    from harness.training.trainer import resume, train
 
     with data.loading_once():
         config = base_config(plan, "vit")

@@ -52,9 +52,7 @@ from harness.training.config import (
     resolve,
 )
 from harness.training.recipes import RECIPES
-from harness.training.run_dir import RunDirectory, check_writable, open_unfinished_run
-
-DEFAULT_RUNS_FOLDER = "runs"
+from harness.training.run_dir import DEFAULT_RUNS_FOLDER, RunDirectory, check_writable, open_unfinished_run
 
 
 def build_parser():
@@ -75,8 +73,8 @@ def build_parser():
     )
     data.add_argument("--image-size", type=positive(int, MAX_IMAGE_SIZE),
                       help="input size in pixels (default: the preset's)")
-    data.add_argument("--val-fraction", type=fraction, default=0.1,
-                      help="share of the training split held out for validation (default: 0.1)")
+    data.add_argument("--val-fraction", type=fraction, default=TrainConfig.val_fraction,
+                      help=f"share of the training split held out for validation (default: {TrainConfig.val_fraction})")
     subset = data.add_mutually_exclusive_group()
     subset.add_argument("--train-size", type=positive(int, MAX_BATCH * 64),
                         help="train on this many images: a class-stratified subset, nested across sizes for one "
@@ -85,8 +83,9 @@ def build_parser():
                         help="... or on this share of the training split (default: 1)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=list(MODEL_FAMILIES), default="vit",
-                       help="which model to train: the ViT, the hybrid (ResNet stem + ViT) or a CNN (default: vit)")
+    model.add_argument("--model", choices=list(MODEL_FAMILIES), default=TrainConfig.model,
+                       help="which model to train: the ViT, the hybrid (ResNet stem + ViT) or a CNN "
+                            f"(default: {TrainConfig.model})")
     model.add_argument("--preset", type=text,
                        help=f"model size; vit: {presets['vit']}; hybrid: {presets['hybrid']}; cnn: {presets['cnn']} "
                        "(default: recipe)")
@@ -165,23 +164,26 @@ def build_parser():
                           "accuracy (default: last; best with --patience)")
     training.add_argument("--patience", type=positive(int, MAX_EPOCHS),
                           help="stop after this many epochs without a higher validation accuracy (default: never)")
-    training.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    training.add_argument("--seed", type=non_negative_int, default=TrainConfig.seed,
+                          help=f"random seed (default: {TrainConfig.seed})")
     training.add_argument("--precision", choices=PRECISIONS,
                           help="auto: mixed_bfloat16 on Ampere+ GPUs, mixed_float16 on older ones, float32 on CPU; "
                                "fastest: auto, but mixed_bfloat16 on CPUs with bfloat16 instructions (default: "
-                               "recipe, else auto; the CPU recipes use fastest)")
-    training.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto",
-                          help="XLA (TensorFlow) or jit (JAX) compilation; auto: on, except TensorFlow on a CPU")
-    training.add_argument("--devices", type=device_count, default="1",
+                               f"recipe, else {DEFAULTS['precision']}; the CPU recipes use fastest)")
+    training.add_argument("--jit-compile", choices=JIT_COMPILE, default=TrainConfig.jit_compile,
+                          help="XLA (TensorFlow) or jit (JAX) compilation; auto: on, except TensorFlow on a CPU "
+                               f"(default: {TrainConfig.jit_compile})")
+    training.add_argument("--devices", type=device_count, default=TrainConfig.devices,
                           help="data-parallel training on N devices, or all: keras.distribution on JAX, "
                           "tf.distribute.MirroredStrategy on TensorFlow. --batch-size stays the global batch, split "
                           "evenly across them, so the learning rate needs no change; if you raise --batch-size, "
                           "the linear rule (Goyal et al. 2017) raises --learning-rate by the same factor, which you "
-                          "pass yourself. Without a GPU, N virtual CPU devices (no faster) (default: 1)")
-    training.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default="auto",
+                          "pass yourself. Without a GPU, N virtual CPU devices (no faster) "
+                          f"(default: {TrainConfig.devices})")
+    training.add_argument("--data-on-device", choices=DATA_ON_DEVICE, default=TrainConfig.data_on_device,
                           help="JAX: put the training split on the accelerator once and gather, convert and mix each "
                           "batch there, so that no step waits for the host; auto: on a GPU with one device, when "
-                          "the split's pixels take at most 4 GiB (default: auto)")
+                          f"the split's pixels take at most 4 GiB (default: {TrainConfig.data_on_device})")
     training.add_argument("--multi-host", action="store_true",
                           help="JAX: join the other processes of a multi-host job (one per host, started by a "
                           "scheduler such as SLURM's srun) with jax.distributed, and train on every device of the job")

@@ -7,6 +7,7 @@
 from harness import backend
 from harness.cli import MAX_BATCH, OneLineErrorParser, positive, text
 from harness.errors import cli_main
+from harness.training.config import EVALUATION_BATCH_SIZE
 
 
 def build_parser():
@@ -15,7 +16,8 @@ def build_parser():
     parser.add_argument("--sweep", type=text, metavar="DIR", help="add the data-scaling figure of a scaling.py sweep")
     parser.add_argument("--out", required=True, type=text,
                         help="folder for the PNG figures and the report (.md, .html to hand in, .pdf)")
-    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=256, help="images per prediction batch")
+    parser.add_argument("--batch-size", type=positive(int, MAX_BATCH), default=EVALUATION_BATCH_SIZE,
+                        help=f"images per prediction batch (default: {EVALUATION_BATCH_SIZE})")
     return parser
 
 

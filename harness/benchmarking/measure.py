@@ -41,7 +41,7 @@ class Measurement:
     input_pipeline: str  # where batches and their augmentation come from
     devices: int = 1  # data-parallel devices the batch was split across
     mixing: str = "none"  # MixUp/CutMix in the input pipeline
-    nan_guard: str | None = None  # "async" (as training runs it) or "sync"; None: no guard (the baseline)
+    nan_guard: str | None = None  # "async": ours, with the NaN guard as training runs it; None: no guard
     gelu: str | None = None  # a ViT's MLP activation: "tanh" or "exact" (erf); None: a CNN
 
 
@@ -139,24 +139,26 @@ def best_seconds(train, predict, warmup_steps, steps):
     return train_seconds, min(predict() for _ in range(EVAL_REPEATS))
 
 
-def measure(name, model, trainee, train_data, eval_split, num_classes, batch_size, precision, warmup_steps, steps,
-            input_pipeline, flops, devices=1, callbacks=()):
-    """Train img/s after `warmup_steps` (compilation included there), then eval img/s, FLOPs and memory.
+def measure(name, model, trainee, train_data, eval_split, settings, precision, input_pipeline, flops, devices=1,
+            callbacks=()):
+    """Train img/s after the settings' warmup steps (compilation included there), then eval img/s, FLOPs and
+    memory, with `settings` a RowSettings and `precision` the policy it resolved to.
 
     Each `fit` call starts `train_data` afresh, so it must yield at least max(warmup_steps, steps)
     batches. `flops`: the model's forward FLOPs per image (`ModelFamily.flops_per_image`). `callbacks`:
-    those training runs with (the NaN guard), since some make steps wait.
+    those training runs with (the NaN guard), so that their cost is timed too.
     """
     reset_accelerator_peak()
-    eval_data = inputs.evaluation_batches(eval_split, num_classes, batch_size, devices)
+    eval_data = inputs.evaluation_batches(eval_split, settings.num_classes, settings.batch_size, devices)
     train_seconds, eval_seconds = best_seconds(lambda count: timed_fit(trainee, train_data, count, callbacks),
-                                               lambda: timed_predict(model, eval_data), warmup_steps, steps)
-    train_rate = steps * batch_size / train_seconds
+                                               lambda: timed_predict(model, eval_data), settings.warmup_steps,
+                                               settings.steps)
+    train_rate = settings.steps * settings.batch_size / train_seconds
     peak = peak_flops(precision)
     return Measurement(
         name=name,
         params=model.count_params(),
-        batch_size=batch_size,
+        batch_size=settings.batch_size,
         precision=precision,
         jit_compile=bool(trainee.jit_compile),
         train_images_per_second=round(train_rate, 1),

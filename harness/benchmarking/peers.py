@@ -20,27 +20,28 @@ from harness.timm_import import import_timm
 from harness.training import inputs
 
 
-def run_peer(kind, preset, batch_size, precision, warmup_steps, steps, num_classes=10, **_ours_only):
+def run_peer(kind, preset, settings):
+    """One peer row (`kind`:`preset`), measured in this process with `settings` (a RowSettings; the options for
+    ours only do not apply)."""
     family = "vit" if preset in MODEL_FAMILIES["vit"].presets else "cnn"
     architecture = MODEL_FAMILIES[family].resolve_config(preset)
-    split, eval_split = timing_splits(batch_size, warmup_steps, steps, architecture["image_size"], num_classes)
+    split, eval_split = timing_splits(settings, architecture["image_size"])
     if kind == "keras-hub":
-        measurement = _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision,
-                                 warmup_steps, steps)
+        measurement = _keras_hub(preset, architecture, split, eval_split, settings)
     else:
         build = _timm_vit if family == "vit" else _timm_resnet
-        measurement = _timm(kind, preset, build(architecture, num_classes), split, eval_split, batch_size, precision,
-                            warmup_steps, steps)
+        measurement = _timm(kind, preset, build(architecture, settings.num_classes), split, eval_split, settings)
     return dataclasses.replace(measurement, gelu="exact" if family == "vit" else None)  # both peers' ViTs use erf
 
 
-def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size, precision, warmup_steps, steps):
+def _keras_hub(preset, architecture, split, eval_split, settings):
     import keras_hub
 
     from harness.benchmarking.measure import measure
     from harness.training.precision import resolve_precision
 
-    resolved = resolve_precision(precision)
+    resolved = resolve_precision(settings.precision)
+    num_classes = settings.num_classes
     keras.mixed_precision.set_global_policy(resolved)
     size = architecture["image_size"]
     backbone = keras_hub.models.ViTBackbone(
@@ -52,9 +53,9 @@ def _keras_hub(preset, architecture, split, eval_split, num_classes, batch_size,
     model = keras.Model(images, logits)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    data = inputs.training_batches(split, num_classes, batch_size, range(1), seed=0, deterministic=False)
-    return measure(f"keras-hub:{preset}", model, model, data, eval_split, num_classes, batch_size, resolved,
-                   warmup_steps, steps, f"{inputs.pipeline_name(on_device=False)}; no augmentation", flops=None)
+    data = inputs.training_batches(split, num_classes, settings.batch_size, range(1), seed=0, deterministic=False)
+    return measure(f"keras-hub:{preset}", model, model, data, eval_split, settings, resolved,
+                   f"{inputs.pipeline_name(on_device=False)}; no augmentation", flops=None)
 
 
 def _timm_vit(architecture, num_classes):
@@ -87,7 +88,7 @@ def _timm_resnet(architecture, num_classes):
     return model
 
 
-def _timm(kind, preset, model, split, eval_split, batch_size, precision, warmup_steps, steps):
+def _timm(kind, preset, model, split, eval_split, settings):
     import resource
 
     import torch
@@ -96,7 +97,8 @@ def _timm(kind, preset, model, split, eval_split, batch_size, precision, warmup_
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # The precision ours trains in (this process runs Keras on PyTorch, so it resolves the same way), by autocast
-    precision = resolve_precision(precision)
+    precision = resolve_precision(settings.precision)
+    batch_size = settings.batch_size
     half = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device, enabled=half == torch.float16)  # as Keras scales float16 losses
     model = model.to(device)
@@ -135,11 +137,12 @@ def _timm(kind, preset, model, split, eval_split, batch_size, precision, warmup_
         outputs[-1].cpu()
         return time.perf_counter() - started
 
-    train_seconds, eval_seconds = best_seconds(train, predict, warmup_steps, steps)  # (torch.compile: inference too)
+    # (torch.compile: the first inference compiles too)
+    train_seconds, eval_seconds = best_seconds(train, predict, settings.warmup_steps, settings.steps)
     return Measurement(
         name=f"{kind}:{preset}", params=keras_count(model),
         batch_size=batch_size, precision=precision, jit_compile=kind == "timm-compile",
-        train_images_per_second=round(steps * batch_size / train_seconds, 1),
+        train_images_per_second=round(settings.steps * batch_size / train_seconds, 1),
         eval_images_per_second=round(len(eval_split) / eval_seconds, 1),
         forward_gflops_per_image=None, mfu=None,
         accelerator_peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,

@@ -12,9 +12,10 @@ def random_split(count, image_size, num_classes, seed=0):
                  rng.integers(0, num_classes, count))
 
 
-def timing_splits(batch_size, warmup_steps, steps, image_size, num_classes):
-    """Images for max(warmup_steps, steps) training steps (each timed run starts them afresh), and 4 to 16
-    batches to time inference on."""
-    train = random_split(batch_size * max(warmup_steps, steps), image_size, num_classes)
+def timing_splits(settings, image_size):
+    """Images for max(warmup_steps, steps) training steps of the RowSettings `settings` (each timed run starts
+    them afresh), and 4 to 16 batches to time inference on."""
+    batch_size, steps, num_classes = settings.batch_size, settings.steps, settings.num_classes
+    train = random_split(batch_size * max(settings.warmup_steps, steps), image_size, num_classes)
     evaluation = random_split(batch_size * min(16, max(4, steps)), image_size, num_classes, seed=1)
     return train, evaluation

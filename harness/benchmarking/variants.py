@@ -1,5 +1,6 @@
 """What benchmark.py can measure, named "KIND:PRESET"; plain Python, checked before Keras loads."""
 
+import dataclasses
 import importlib.util
 
 from harness.errors import UserError
@@ -11,7 +12,23 @@ PEER_MODULES = {"keras-hub": "keras_hub", "timm": "timm", "timm-compile": "timm"
 PEER_KINDS = tuple(PEER_MODULES)
 PEER_FAMILIES = {"keras-hub": ("vit",), "timm": ("vit", "cnn"), "timm-compile": ("vit", "cnn")}
 KINDS = ("vit", "hybrid", "cnn", "baseline", *PEER_KINDS)
-NAN_GUARDS = ("async", "sync")  # how the NaN guard reads the loss (harness.benchmarking.run)
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSettings:
+    """How one row is measured: benchmark.py's options, as its process (harness/benchmarking/one.py) gets them."""
+
+    batch_size: int
+    warmup_steps: int  # untimed training steps first, compilation included
+    steps: int  # timed training steps
+    precision: str = "auto"  # as train.py --precision
+    jit_compile: str = "auto"  # ours, as train.py --jit-compile
+    devices: str = "1"  # ours: data-parallel devices, the batch being global
+    mixing: str = "none"  # ours: MixUp or CutMix in the input pipeline
+    data_on_device: str = "auto"  # ours: batches made on the accelerator (JAX) or sent from host memory
+    augmentation: str = "crop_flip"  # ours: in the model; none times ours as the peers are timed
+    gelu: str | None = None  # ours: the ViT's MLP activation; None: train.py's default (a CNN has none)
+    num_classes: int = 10
 
 
 def parse_variant(text):

@@ -16,6 +16,7 @@ from harness.errors import UserError
 from harness.reporting import plots
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import classification_metrics, misclassified_rows, softmax
+from harness.training.config import EVALUATION_BATCH_SIZE
 from harness.training.inputs import predict
 from harness.training.run_dir import load_model, open_finished_run, write_json
 from harness.training.test_time import with_test_time_augmentation
@@ -37,7 +38,7 @@ def predict_probabilities(model, images, batch_size):
 CANNOT_WRITE = "copy the run folder somewhere you can write, and evaluate the copy"
 
 
-def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=256, test_time_augmentation=False):
+def evaluate_run(run_dir, dataset=None, data_dir=None, batch_size=EVALUATION_BATCH_SIZE, test_time_augmentation=False):
     """Writes eval/metrics.json, confusion_matrix.png, misclassified.csv and misclassified.png, all at once:
     an evaluation that fails or is stopped leaves the earlier eval/ as it was (its images/ is kept).
     With `test_time_augmentation`, metrics.json also has "accuracy_tta" (the figures and tables stay plain)."""

@@ -12,12 +12,13 @@ from harness import data
 from harness.atomic import folder_written_whole
 from harness.errors import UserError
 from harness.models import MODEL_FAMILIES
-from harness.reporting import analysis, compare_plots, handin, model_plots, plots, scaling
+from harness.reporting import analysis, budgets, compare_plots, handin, model_plots, plots, scaling
 from harness.reporting.conclusion import conclusion, training_data
 from harness.reporting.evaluate_run import predict_probabilities
 from harness.reporting.fonts import drawable_names
 from harness.reporting.metrics import confusion_matrix
 from harness.reporting.runs import check_comparable, check_report_folder, check_sweep, sweep_dataset_name
+from harness.training.config import EVALUATION_BATCH_SIZE
 from harness.training.run_dir import load_model, open_finished_run
 from vit_tf.presets import DEFAULT_OPTIONS, pixels_per_token
 
@@ -62,7 +63,7 @@ def read_history(run):
             for key, c in columns.items()}
 
 
-def load_run_result(run_dir, label, batch_size=256):
+def load_run_result(run_dir, label, batch_size=EVALUATION_BATCH_SIZE):
     run, config = open_finished_run(run_dir)
     model = load_model(run)
     if config.get("data_dir") and not pathlib.Path(config["data_dir"]).exists():  # visualize.py has no --data-dir
@@ -113,7 +114,7 @@ def _same_test_set(results):
                for r in results)
 
 
-def write_report(run_dirs, out_dir, batch_size=256, sweep=None):
+def write_report(run_dirs, out_dir, batch_size=EVALUATION_BATCH_SIZE, sweep=None):
     """Writes the comparison figures, out_dir/report.md and the same as report.html (self-contained) and
     report.pdf; returns report.md's path. With `sweep` (a folder scaling.py wrote), the data-scaling
     figure and table join the report (alone, without runs).
@@ -154,6 +155,7 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
     figures["Summary"] = (compare_plots.plot_summary_bars([r.summary for r in results], labels,
                                                            out / "summary.png").name,
                           "FLOPs are analytic forward-pass counts (2 per multiply-add).")
+    budget_lines = _budget_figure(results, figures, out)
     counts = [confusion_matrix(r.test.labels, r.predictions, len(class_names)) for r in results]
     figures["Confusion matrices"] = (compare_plots.plot_confusion_matrices(
         counts, labels, class_names, out / "confusion_matrices.png").name,
@@ -195,8 +197,29 @@ def _write_figures_and_report(run_dirs, labels, out, batch_size):
             figures.update(_vit_figures(result, out))
 
     report = out / "report.md"
-    report.write_text(_markdown(results, figures, counts, real_names, shared_test))
+    report.write_text(_markdown(results, figures, counts, real_names, shared_test, budget_lines))
     return report
+
+
+def _budget_figure(results, figures, out):
+    """For runs trained to a time budget: the figure of this project's measured accuracy by budget
+    (results/accuracy_by_budget.json) with these runs over it, added to `figures`, and the conclusion's lines
+    saying which family leads at each budget. [] for runs without a budget."""
+    own = [{"model": r.config["model"], "minutes": (r.summary["train_seconds"] or r.config["time_budget"]) / 60,
+            "accuracy": 100 * r.summary["test_accuracy"], "label": f"{r.label} (this report)"}
+           for r in results if r.config.get("time_budget")]
+    if not own:
+        return []
+    reference = budgets.read_reference() or {"cpus": [], "points": []}
+    path = budgets.plot_accuracy_by_budget(reference["points"], out / "accuracy_by_budget.png", reference["cpus"],
+                                           own)
+    figures["Accuracy by training budget"] = (
+        path.name, "Lines: this project's measured runs of the CPU recipes (results/, on the CPU named in the title; "
+        "the paper's Figure 5 at course scale). Stars: this report's runs, at their training minutes.")
+    if not reference["points"]:
+        return []
+    return ["", f"At each budget, in this project's measured runs ({' / '.join(reference['cpus'])}; results/):", "",
+            *budgets.leaders(reference["points"])]
 
 
 def _mistakes_gallery(results, class_names, path):
@@ -260,7 +283,7 @@ def _vit_figures(result, out):
     }
 
 
-def _markdown(results, figures, counts, class_names, shared_test):
+def _markdown(results, figures, counts, class_names, shared_test, budget_lines=()):
     lines = ["# ViT vs CNN: run comparison", "",
              f"Dataset: {results[0].summary['dataset']}, {len(results[0].test):,} test images, "
              f"{len(class_names)} classes; trained on {training_data(results[0].config)}.", "",
@@ -268,7 +291,7 @@ def _markdown(results, figures, counts, class_names, shared_test):
                            "test_accuracy": r.summary["test_accuracy"], "test_images": len(r.test),
                            "train_images": (r.config.get("split_sizes") or {}).get("train"),
                            "time_budget": r.config.get("time_budget"), "epochs": r.summary["epochs"]}
-                          for r in results]), "",
+                          for r in results]), *budget_lines, "",
              "## Runs", "",
              "| run | params | FLOPs / image | train img/s | train time (s) | epochs | best val acc | test acc |",
              "|---|---|---|---|---|---|---|---|"]

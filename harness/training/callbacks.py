@@ -8,6 +8,7 @@ import time
 import keras
 
 from harness.training.augment import reseed
+from harness.training.keras_internals import learning_rate_schedule, leave_validation_writer, tensorboard_writer
 from harness.training.run_dir import HISTORY_COLUMNS
 from harness.training.seeding import epoch_seed
 
@@ -158,7 +159,7 @@ class EpochRecorder(keras.callbacks.Callback):
         """The optimizer's learning rate now. On JAX, Keras' schedules evaluated outside the training step
         compile their `cond` at every call; one compiled function reads it instead, every epoch."""
         optimizer = self.model.optimizer
-        schedule = optimizer._learning_rate  # Keras keeps the schedule here; `.learning_rate` evaluates it eagerly
+        schedule = learning_rate_schedule(optimizer)  # `.learning_rate` would evaluate it eagerly
         if keras.backend.backend() != "jax" or not callable(schedule):
             return optimizer.learning_rate
         if self._compiled_schedule is None:
@@ -224,12 +225,12 @@ class TensorBoardLogger(keras.callbacks.TensorBoard):
             return
         for part, scalars in tensorboard_scalars(self.recorder.last_row).items():
             if scalars:  # asked for, Keras makes the part's writer (and its file)
-                write_scalars(self._train_writer if part == "train" else self._val_writer, epoch, scalars)
+                write_scalars(tensorboard_writer(self, part), epoch, scalars)
 
     def on_test_end(self, logs=None):
         # Keras would also write the validation metrics against optimizer steps here, before the epoch is
         # saved: a crash, then resume, would write those steps twice. The per-epoch curves carry them.
-        self._pop_writer()
+        leave_validation_writer(self)
 
 
 def tensorboard_logger(run, recorder):

@@ -20,6 +20,9 @@ DEFAULTS = dict(
     epochs=10, batch_size=128, label_smoothing=0.1, augmentation="crop_flip", mixing="none", mixing_alpha=1.0,
     drop_path_rate=0.0, test_time_augmentation=False, precision="auto",
 )
+# Images per prediction batch when a finished run is evaluated or reported (evaluate.py, visualize.py, the reports);
+# training evaluates with its own --batch-size.
+EVALUATION_BATCH_SIZE = 256
 # DeiT-style: AdamW, weight decay 0.05 (decoupled: Keras multiplies it by the learning rate).
 VIT_DEFAULTS = dict(optimizer="adamw", learning_rate=1e-3, weight_decay=0.05, warmup_epochs=5.0)
 FAMILY_DEFAULTS = {
@@ -42,7 +45,7 @@ DATA_ON_DEVICE = ("auto", "on", "off")  # the training split as tensors on the a
 # auto: mixed precision on a GPU, float32 on a CPU; fastest: auto, but mixed bfloat16 on a CPU that multiplies
 # bfloat16 natively (harness.training.precision.resolve_precision)
 PRECISIONS = ("auto", "fastest", "float32", "mixed_float16", "mixed_bfloat16")
-WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run
+WARMUP_FRACTION_LIMIT = 0.2  # a default warmup never takes more than a fifth of a short run (capped_warmup)
 # ViT architecture columns a run may change (train.py --patch-size, --hidden-dim, --depth, ...).
 VIT_ARCHITECTURE = ("patch_size", "hidden_dim", "num_layers", "num_heads", "mlp_dim")
 
@@ -72,6 +75,10 @@ class TrainConfig:
     epochs: Optional[int] = None
     steps: Optional[int] = None  # train this many steps instead; the epochs follow (the last may stop part-way)
     time_budget: Optional[float] = None  # seconds: as many steps as fit (harness.training.time_budget)
+    # a recipe's answer to a machine too slow for its preset: where the time budget gives the preset fewer epochs
+    # than `needed_epochs`, the run trains `smaller_preset` (of the same family) instead (trainer.plan_time_budget)
+    smaller_preset: Optional[str] = None
+    needed_epochs: Optional[float] = None
     warmup_steps: Optional[int] = None  # with `steps`: the warmup, in steps
     batch_size: Optional[int] = None
     learning_rate: Optional[float] = None  # peak, after warmup
@@ -116,10 +123,13 @@ class TrainConfig:
             layers.pop("time_budget", None)
         if MODEL_FAMILIES[self.model].transformer:  # timm's and keras-hub's weights were trained with the exact GELU
             layers["gelu"] = "exact" if self.pretrained and uses_exact_gelu(self.pretrained) else "tanh"
+        if self.preset is not None or not by_time:  # a preset chosen on the command line is trained as chosen
+            layers.pop("smaller_preset", None)
+            layers.pop("needed_epochs", None)
         filled = {key: value for key, value in layers.items() if getattr(self, key) is None}
         if self.warmup_epochs is None and "warmup_epochs" not in budget and not (by_steps or by_time):
             epochs = self.epochs if self.epochs is not None else filled["epochs"]
-            filled["warmup_epochs"] = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
+            filled["warmup_epochs"] = capped_warmup(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs)
         return dataclasses.replace(self, **filled)
 
     def steps_per_epoch(self, train_images):
@@ -139,15 +149,20 @@ class TrainConfig:
         per_epoch = self.steps_per_epoch(train_images)
         epochs = math.ceil(self.steps / per_epoch)
         if self.warmup_steps is not None:  # never more than a fifth of the steps, e.g. with a shorter --steps
-            warmup = min(self.warmup_steps, self.steps * WARMUP_FRACTION_LIMIT) / per_epoch
+            warmup = capped_warmup(self.warmup_steps, self.steps) / per_epoch
         elif self.warmup_epochs is not None:
             warmup = self.warmup_epochs
         else:
-            warmup = min(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs * WARMUP_FRACTION_LIMIT)
+            warmup = capped_warmup(FAMILY_DEFAULTS[self.model]["warmup_epochs"], epochs)
         return dataclasses.replace(self, epochs=epochs, warmup_epochs=warmup)
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def capped_warmup(warmup, run_length):
+    """`warmup`, at most WARMUP_FRACTION_LIMIT of a run of `run_length` (both in epochs, or both in steps)."""
+    return min(warmup, run_length * WARMUP_FRACTION_LIMIT)
 
 
 def from_saved(settings):

@@ -28,6 +28,8 @@ from harness.atomic import file_written_whole
 from harness.errors import UserError
 from harness.training.config import from_saved, resolve
 
+DEFAULT_RUNS_FOLDER = "runs"  # where train.py puts a run without --run-dir (default_run_path)
+
 # loss, val_loss: the training objective (cross-entropy with label smoothing, on mixed labels where MixUp or
 # CutMix is on); cross_entropy, val_cross_entropy: plain cross-entropy, the loss every test figure reports.
 HISTORY_COLUMNS = (
@@ -58,6 +60,11 @@ def saved_bytes(model):
     optimizer = getattr(model, "optimizer", None)
     variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
     return sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize for variable in variables)
+
+
+def default_run_path(config, dataset_name):
+    """Where a run without --run-dir goes: DEFAULT_RUNS_FOLDER/<its recipe>-<time>."""
+    return f"{DEFAULT_RUNS_FOLDER}/{default_run_name(config, dataset_name)}"
 
 
 def default_run_name(config, dataset_name):

@@ -23,7 +23,8 @@ import time
 import keras
 import numpy as np
 
-from harness.training.config import FAMILY_DEFAULTS, WARMUP_FRACTION_LIMIT
+from harness.training.config import FAMILY_DEFAULTS, capped_warmup
+from harness.training.keras_internals import learning_rate_schedule, retrace_train_step
 
 REPLAN_TOLERANCE = 0.005  # on time: the planned end lies within twice this share of the budget before its end
 SAFETY = 1 - REPLAN_TOLERANCE  # plan to end here, in the middle of that window: noise in the step times
@@ -65,7 +66,7 @@ def warmup_for(config, epochs):
     """The warmup of a budgeted run of `epochs`: the recipe's or family's, at most a fifth of the run."""
     wanted = (config.warmup_epochs if config.warmup_epochs is not None
               else FAMILY_DEFAULTS[config.model]["warmup_epochs"])
-    return min(wanted, epochs * WARMUP_FRACTION_LIMIT)
+    return capped_warmup(wanted, epochs)
 
 
 class BudgetPlan:
@@ -148,11 +149,11 @@ class BudgetGuard(keras.callbacks.Callback):
     def replan(self, done, steps):
         """The run now ends after `steps` in all; the schedule's decay ends at its last step."""
         if steps > done:
-            schedule = self.model.optimizer._learning_rate  # Keras keeps the schedule object here
-            # a warmup planned for a longer run may not fit a shorter one: at most a fifth of it, as planned
-            schedule.warmup_steps = min(schedule.warmup_steps, math.floor(steps * WARMUP_FRACTION_LIMIT))
+            schedule = learning_rate_schedule(self.model.optimizer)
+            # a warmup planned for a longer run may not fit a shorter one: at most a fifth of it, in whole steps
+            schedule.warmup_steps = math.floor(capped_warmup(schedule.warmup_steps, steps))
             schedule.decay_steps = steps - schedule.warmup_steps
-            self.model.make_train_function(force=True)  # the step compiled the old length in
+            retrace_train_step(self.model)  # the step compiled the old length in
             self.compiling.add(len(self.epoch_seconds))  # the next epoch compiles it again
             self.recorder.reset_schedule()
         else:

@@ -30,8 +30,9 @@ from harness.training.callbacks import (
 from harness.training.config import TrainConfig, model_overrides, resolve
 from harness.training.manifest import build_manifest
 from harness.training.optimizer import build_optimizer
-from harness.training.precision import describe_device, resolve_precision
-from harness.training.run_dir import RunDirectory, default_run_name, open_unfinished_run, write_json
+from harness.training.precision import describe_device
+from harness.training.run_dir import RunDirectory, default_run_path, open_unfinished_run, write_json
+from harness.training.run_plan import RunPlan, for_data, plan_run
 from harness.training.seeding import seed_everything
 from harness.training.test_time import with_test_time_augmentation
 from model_parts.checkpoint import CheckpointError
@@ -61,17 +62,6 @@ def training_model(model, config, steps_per_epoch, teacher=None):
     trainee.compile(optimizer=build_optimizer(config, model, steps_per_epoch), loss=loss, weighted_metrics=metrics,
                     jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile])
     return trainee
-
-
-def training_splits(dataset, config):
-    """(training, validation) splits: the validation split carved off first, the same for every
-    --train-size, then the training images (all, or a nested class-stratified subset)."""
-    train_split, val_split = data.split_validation(dataset.train, config.val_fraction, config.seed)
-    count = config.train_size or (round(config.train_fraction * len(train_split)) if config.train_fraction else None)
-    if count is None:
-        return train_split, val_split
-    data.check_subset_size(count, len(train_split), dataset.num_classes, "--train-size")
-    return data.nested_subset(train_split, max(1, count), config.seed), val_split
 
 
 @contextlib.contextmanager
@@ -108,8 +98,8 @@ def train(config: TrainConfig, overwrite=False, verbose=None):
         distillation.check_teacher(config.teacher, config.image_size)
     check_pretrained(config)
     dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size)
-    config = config.for_data(len(training_splits(dataset, config)[0]))
-    run = RunDirectory.create(config.run_dir or f"runs/{default_run_name(config, dataset.name)}", overwrite)
+    config = for_data(config, dataset)  # its epochs name the default folder
+    run = RunDirectory.create(config.run_dir or default_run_path(config, dataset.name), overwrite)
     return _train_in(run, dataclasses.replace(config, run_dir=str(run.path)), dataset, verbose=verbose)
 
 
@@ -128,31 +118,56 @@ def resume(run_dir, verbose=None):
 def _train_in(run, config, dataset, resuming=False, verbose=None):
     """Trains in an existing, locked run directory; Ctrl-C or SIGTERM from here on says what it holds."""
     try:
-        return _train_steps(run, config, dataset, resuming, verbose)
+        plan = plan_run(config, dataset, deterministic=seed_everything(config.seed))
+        keras.mixed_precision.set_global_policy(plan.precision)
+        with devices.data_parallel(plan.placement):  # variables replicated, batches split, from the model's build on
+            prepared = _prepare(run, plan, resuming)
+            plan, recorder = _fit(run, prepared, verbose)
+            return _finish(run, plan, prepared.model, prepared.trainee, recorder)
     except KeyboardInterrupt as interrupt:
         raise interrupted(run, config.epochs, isinstance(interrupt, Terminated)) from None
     finally:
         run.unlock()
 
 
-def _train_steps(run, config, dataset, resuming, verbose):
-    deterministic = seed_everything(config.seed)
-    precision = resolve_precision(config.precision)
-    keras.mixed_precision.set_global_policy(precision)
-    train_split, val_split = training_splits(dataset, config)
-    # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
-    placement = devices.resolve_placement(config.devices, config.batch_size,
-                                          min(config.batch_size, len(train_split)))
-    with devices.data_parallel(placement):  # variables replicated, batches split, from the model's build on
-        return _train_placed(run, config, dataset, resuming, verbose, placement, deterministic, precision,
-                             train_split, val_split)
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A run ready to fit: its plan (with a time budget's length), its models, and the epochs it has done."""
+
+    plan: RunPlan
+    model: keras.Model  # the plain model, saved as model.keras
+    trainee: keras.Model  # the model that trains (training_model), sharing `model`'s weights
+    first_epoch: int  # the epochs a resumed run's checkpoint holds; 0 for a new run
+    history: list  # their history.csv rows
 
 
-def _train_placed(run, config, dataset, resuming, verbose, placement, deterministic, precision, train_split,
-                  val_split):
-    family = MODEL_FAMILIES[config.model]
-    overrides = model_overrides(config)
-    model = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes, **overrides)
+def _prepare(run, plan, resuming):
+    """The models (released weights, a teacher, a resumed run's checkpoint), config.json, manifest.json and
+    the preflight's estimate. A time budget chooses the run's length here, from the measured speed."""
+    model, pretrained = _built_model(run, plan, resuming)
+    teacher, teacher_run = _teacher(plan)
+    if plan.config.epochs is None:  # a time budget: as many epochs as the measured speed fits in it
+        preset = plan.config.preset
+        plan = plan_time_budget(plan, teacher)
+        if plan.config.preset != preset:  # too slow a machine for the preset: the recipe's smaller one
+            model, pretrained = _built_model(run, plan, resuming)
+    trainee = training_model(model, plan.config, plan.steps_per_epoch, teacher)
+    first_epoch, history = 0, []
+    if resuming:
+        first_epoch = run.restore_checkpoint(trainee, plan.steps_per_epoch)
+        history = run.read_history() if run.history_path.exists() else []
+        backfill_tensorboard(run, history)
+        print(f"resuming {run.path} after epoch {first_epoch} of {plan.config.epochs}")
+    else:
+        run.write_config(_run_settings(plan, model, pretrained, teacher_run))
+    _describe(run, plan, model, first_epoch if resuming else None)
+    return Prepared(plan, model, trainee, first_epoch, history)
+
+
+def _built_model(run, plan, resuming):
+    """(the model, what config.json records of the released checkpoint it starts from, or None)."""
+    family, config = plan.family, plan.config
+    model = plan.build_model()
     pretrained = None
     if config.pretrained and not (resuming and run.checkpoint_path.exists()):  # a checkpoint holds newer weights
         with checkpoint_errors():
@@ -161,83 +176,85 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         pretrained = {"file": pathlib.Path(report.path).name, "path": report.path, "sha256": report.sha256,
                       "dropped": report.dropped,
                       "position_grid": list(report.position_grid) if report.position_grid else None}
-    family.adapt_to_data(model, train_split.images)  # a resumed run's checkpoint then restores the same values
+    family.adapt_to_data(model, plan.train_split.images)  # a resumed run's checkpoint then restores the same values
     print_parameters(model, family.parameter_breakdown(model))
-    steps_per_epoch = config.steps_per_epoch(len(train_split))
-    teacher, teacher_run = None, None
-    if config.teacher:
-        run_of_teacher, teacher_config = distillation.check_teacher(config.teacher, config.image_size,
-                                                                    dataset.class_names)
-        teacher = distillation.load_teacher(run_of_teacher)
-        teacher_run = {"path": str(run_of_teacher.path), "model": teacher_config["model"],
-                       "preset": teacher_config["preset"],
-                       "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
-        print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
-              f"(test accuracy {100 * teacher_run['test_accuracy']:.2f}%), frozen; {config.distillation} distillation")
-    plan = None
-    if config.epochs is None:  # a time budget: as many epochs as the measured speed fits in it
-        plan, config = plan_time_budget(family, config, dataset, train_split, val_split, steps_per_epoch, teacher)
-    trainee = training_model(model, config, steps_per_epoch, teacher)
+    return model, pretrained
 
-    first_epoch, history = 0, []
-    if resuming:
-        first_epoch = run.restore_checkpoint(trainee, steps_per_epoch)
-        history = run.read_history() if run.history_path.exists() else []
-        backfill_tensorboard(run, history)
-        print(f"resuming {run.path} after epoch {first_epoch} of {config.epochs}")
-    else:
-        run.write_config(
-            {
-                **config.to_dict(),
-                "dataset": dataset.name,
-                "resolved_precision": precision,
-                "backend": keras.backend.backend(),
-                "keras_version": keras.__version__,
-                "model_config": family.resolve_config(config.preset, config.image_size, dataset.num_classes,
-                                                      **overrides),  # noqa: E501
-                "class_names": dataset.class_names,
-                "split_sizes": {"train": len(train_split), "validation": len(val_split), "test": len(dataset.test),
-                                "train_per_class": np.bincount(train_split.labels,
-                                                               minlength=dataset.num_classes).tolist()},
-                "params": model.count_params(),
-                "pretrained_checkpoint": pretrained,
-                "teacher_run": teacher_run,
-                "placement": dataclasses.asdict(placement),  # the devices it started on (resume may use others)
-            }
-        )
-    on_device = inputs.data_on_device(config.data_on_device, train_split, placement.count)
-    pipeline = inputs.pipeline_name(on_device)
-    write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, precision, describe_device()),
+
+def _teacher(plan):
+    """(the frozen teacher, what config.json records of its run) for DeiT's distillation, or (None, None)."""
+    config = plan.config
+    if not config.teacher:
+        return None, None
+    run_of_teacher, teacher_config = distillation.check_teacher(config.teacher, config.image_size,
+                                                                plan.dataset.class_names)
+    teacher = distillation.load_teacher(run_of_teacher)
+    teacher_run = {"path": str(run_of_teacher.path), "model": teacher_config["model"],
+                   "preset": teacher_config["preset"],
+                   "test_accuracy": run_of_teacher.read_metrics()["test_accuracy"]}
+    print(f"teacher: {teacher_config['model']} {teacher_config['preset']} from {run_of_teacher.path} "
+          f"(test accuracy {100 * teacher_run['test_accuracy']:.2f}%), frozen; {config.distillation} distillation")
+    return teacher, teacher_run
+
+
+def _run_settings(plan, model, pretrained, teacher_run):
+    """config.json: every setting, and what the run resolved them to."""
+    dataset, train_split = plan.dataset, plan.train_split
+    return {
+        **plan.config.to_dict(),
+        "dataset": dataset.name,
+        "resolved_precision": plan.precision,
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "model_config": plan.architecture,
+        "class_names": dataset.class_names,
+        "split_sizes": {"train": len(train_split), "validation": len(plan.val_split), "test": len(dataset.test),
+                        "train_per_class": np.bincount(train_split.labels, minlength=dataset.num_classes).tolist()},
+        "params": model.count_params(),
+        "pretrained_checkpoint": pretrained,
+        "teacher_run": teacher_run,
+        "placement": dataclasses.asdict(plan.placement),  # the devices it started on (resume may use others)
+    }
+
+
+def _describe(run, plan, model, resumed_after_epoch):
+    """manifest.json, then what the run will do: its data, devices and the preflight's estimate and warnings."""
+    config, dataset, placement = plan.config, plan.dataset, plan.placement
+    pipeline = inputs.pipeline_name(plan.on_device)
+    write_json(run.manifest_path, {**build_manifest(run.read_config(), dataset, plan.precision, describe_device()),
                                    "placement": dataclasses.asdict(placement),
                                    "input_pipeline": pipeline,
-                                   "resumed_after_epoch": first_epoch if resuming else None})
+                                   "resumed_after_epoch": resumed_after_epoch})
     print(
-        f"data: {dataset.name}, {dataset.num_classes} classes, {len(train_split)} train / "
-        f"{len(val_split)} validation / {len(dataset.test)} test images at {config.image_size}x{config.image_size}; "
-        f"precision {precision}{', deterministic' if deterministic else ''}; batches {pipeline}; "
-        f"run directory {run.path}"
+        f"data: {dataset.name}, {dataset.num_classes} classes, {len(plan.train_split)} train / "
+        f"{len(plan.val_split)} validation / {len(dataset.test)} test images at {config.image_size}x"
+        f"{config.image_size}; precision {plan.precision}{', deterministic' if plan.deterministic else ''}; "
+        f"batches {pipeline}; run directory {run.path}"
     )
     if placement.count > 1:
         print(f"data parallel: {placement.describe()}")
-
-    # An epoch trains on its full batches; with a batch larger than the split, on one batch of all of it.
-    train_images = min(steps_per_epoch * config.batch_size, len(train_split))
-    architecture = family.resolve_config(config.preset, config.image_size, dataset.num_classes, **overrides)
-    estimate = preflight.check(model, family, architecture, config, dataset, train_images, precision,
-                               preflight.has_accelerator(), describe_device())
-    if plan is not None:  # measured, not estimated from FLOPs: the time per epoch the budget was planned with
-        estimate.seconds_per_epoch = plan.record["estimated_epoch_seconds"]
+    estimate = preflight.check(model, plan.family, plan.architecture, config, dataset, plan.train_images,
+                               plan.precision, preflight.has_accelerator(), describe_device())
+    if plan.budget is not None:  # measured, not estimated from FLOPs: the time per epoch the budget was planned with
+        estimate.seconds_per_epoch = plan.budget.record["estimated_epoch_seconds"]
     print(estimate.line(config.batch_size, config.epochs), flush=True)
     for warning in estimate.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
+
+def _fit(run, prepared, verbose):
+    """Trains the epochs left, recorded, guarded and (a time budget) re-planned by the callbacks.
+    Returns (the plan as the run ended, the epoch recorder); a loss that became NaN is a UserError."""
+    plan, model, first_epoch = prepared.plan, prepared.model, prepared.first_epoch
+    config, steps_per_epoch = plan.config, plan.steps_per_epoch
     guard = NonFiniteLossGuard()
-    recorder = EpochRecorder(run, train_images, steps_per_epoch, guard, model, config.keep, config.patience, history)
+    recorder = EpochRecorder(run, plan.train_images, steps_per_epoch, guard, model, config.keep, config.patience,
+                             prepared.history)
     if config.keep == "best" and first_epoch and recorder.best[0] == first_epoch:
         run.save_best(model)  # killed before the best weights were written: the checkpoint holds them
     step_limit = [] if config.steps is None else [StepLimit(config.steps, steps_per_epoch)]
-    budget_guard = [] if plan is None else [time_budget.BudgetGuard(
-        plan, step_limit[0], steps_per_epoch, recorder=recorder,
+    budget_guard = [] if plan.budget is None else [time_budget.BudgetGuard(
+        plan.budget, step_limit[0], steps_per_epoch, recorder=recorder,
         on_replan=lambda steps, epochs: run.write_config({**run.read_config(), "steps": steps, "epochs": epochs}))]
     # a budget run may be re-planned to more epochs than planned: room for them
     last_epoch = budget_guard[0].max_epochs if budget_guard else config.epochs
@@ -245,13 +262,14 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
         print(f"(Keras counts the epochs up to {last_epoch}, the room a re-plan may take; the run ends after step "
               f"{config.steps}, in epoch {config.epochs}, unless re-planned)", flush=True)
     if first_epoch < config.epochs and not recorder.should_stop():
+        classes, shard = plan.dataset.num_classes, plan.placement.shard
         train_data = inputs.training_batches(
-            train_split, dataset.num_classes, config.batch_size, range(first_epoch, last_epoch), config.seed,
-            config.mixing, config.mixing_alpha, deterministic, placement.shard, on_device,
+            plan.train_split, classes, config.batch_size, range(first_epoch, last_epoch), config.seed,
+            config.mixing, config.mixing_alpha, plan.deterministic, shard, plan.on_device,
         )
-        val_data = (inputs.evaluation_batches(val_split, dataset.num_classes, config.batch_size, placement.count,
-                                              placement.shard) if len(val_split) else None)
-        trainee.fit(
+        val_data = (inputs.evaluation_batches(plan.val_split, classes, config.batch_size, plan.placement.count, shard)
+                    if len(plan.val_split) else None)
+        prepared.trainee.fit(
             train_data,
             validation_data=val_data,
             epochs=last_epoch,
@@ -259,40 +277,51 @@ def _train_placed(run, config, dataset, resuming, verbose, placement, determinis
             steps_per_epoch=steps_per_epoch,
             # the budget guard comes after the recorder: it may re-plan the run the recorder has saved
             callbacks=[guard, *step_limit, recorder, *tensorboard_logger(run, recorder),
-                       *augmentation_reseeder(trainee, config.seed), *budget_guard],
+                       *augmentation_reseeder(prepared.trainee, config.seed), *budget_guard],
             shuffle=False,  # the pipeline shuffles each epoch itself; Keras would only warn that it cannot
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     if guard.failure:
-        epoch, step, loss = guard.failure
-        hint = "; or train with --precision float32" if precision != "float32" else ""
-        kept = f"keeps the checkpoint of epoch {epoch - 1}" if epoch > 1 else "has no checkpoint yet"
-        raise UserError(
-            f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
-            f"Lower --learning-rate (it was {config.learning_rate:g}){hint}"
-        )
-    budget_record = None
-    if plan is not None:
-        budget_record = budget_guard[0].finish()
-        config = dataclasses.replace(config, epochs=budget_record["final_epochs"], steps=budget_record["final_steps"])
-    return _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record)
+        raise loss_failure(run, plan, *guard.failure)
+    if budget_guard:
+        record = budget_guard[0].finish()
+        plan = plan.with_length(record["final_steps"], record["final_epochs"])
+    return plan, recorder
 
 
-def plan_time_budget(family, config, dataset, train_split, val_split, steps_per_epoch, teacher):
-    """(the plan, the config with its steps, epochs and warmup) for a time-budget run: a throwaway copy of
-    the training model times its steps (harness.training.time_budget)."""
-    plan = time_budget.BudgetPlan(config.time_budget, time.perf_counter())
-    copy = family.build(config.preset, image_size=config.image_size, num_classes=dataset.num_classes,
-                        **model_overrides(config))
-    trial = training_model(copy, dataclasses.replace(config, epochs=1, warmup_epochs=0.0), steps_per_epoch, teacher)
-    validation_batches = math.ceil(len(val_split) / config.batch_size)
-    measured = time_budget.measure(trial, train_split, dataset.num_classes, config.batch_size, validation_batches,
-                                   config.time_budget)
+def loss_failure(run, plan, epoch, step, loss):
+    """The UserError for a loss that became NaN or infinite: where, what the run keeps, what to change."""
+    hint = "; or train with --precision float32" if plan.precision != "float32" else ""
+    kept = f"keeps the checkpoint of epoch {epoch - 1}" if epoch > 1 else "has no checkpoint yet"
+    return UserError(
+        f"the loss became {loss} at epoch {epoch}, step {step}, and training stopped ({run.path} {kept}). "
+        f"Lower --learning-rate (it was {plan.config.learning_rate:g}){hint}"
+    )
+
+
+def plan_time_budget(plan, teacher, started=None):
+    """The plan of a time-budget run, with its steps, epochs and warmup: a throwaway copy of the training
+    model times its steps (harness.training.time_budget). Where that gives the preset fewer epochs than a
+    recipe's `needed_epochs`, the plan of its `smaller_preset` instead, timed the same way in what is left."""
+    config = plan.config
+    started = time.perf_counter() if started is None else started
+    budget = time_budget.BudgetPlan(config.time_budget, started)
+    copy = plan.build_model()
+    trial = training_model(copy, dataclasses.replace(config, epochs=1, warmup_epochs=0.0), plan.steps_per_epoch,
+                           teacher)
+    validation_batches = math.ceil(len(plan.val_split) / config.batch_size)
+    measured = time_budget.measure(trial, plan.train_split, plan.dataset.num_classes, config.batch_size,
+                                   validation_batches, config.time_budget)
     del trial, copy
-    steps = plan.choose_steps(*measured, steps_per_epoch, validation_batches)
-    print(plan.describe(), flush=True)
-    return plan, dataclasses.replace(config, steps=steps, epochs=math.ceil(steps / steps_per_epoch),
-                                     warmup_epochs=time_budget.warmup_for(config, steps / steps_per_epoch))
+    steps = budget.choose_steps(*measured, plan.steps_per_epoch, validation_batches)
+    print(budget.describe(), flush=True)
+    epochs = steps / plan.steps_per_epoch
+    if config.smaller_preset and config.needed_epochs and epochs < config.needed_epochs:
+        print(f"plan: {config.preset} would train {epochs:.1f} epochs in {config.time_budget / 60:g} minutes on this "
+              f"machine, fewer than the {config.needed_epochs:g} it needs, so this run trains the smaller "
+              f"{config.smaller_preset} instead (the recipe's choice for a slower machine)", flush=True)
+        return plan_time_budget(plan.with_preset(config.smaller_preset), teacher, started)
+    return plan.with_budget(budget, steps)
 
 
 def interrupted(run, epochs, terminated):
@@ -306,21 +335,24 @@ def interrupted(run, epochs, terminated):
                        f"continue with: python train.py --resume {run.path}", terminated)
 
 
-def test_batches(dataset, config, placement):
-    return inputs.evaluation_batches(dataset.test, dataset.num_classes, config.batch_size, placement.count,
-                                     placement.shard)
+def test_batches(plan):
+    placement = plan.placement
+    return inputs.evaluation_batches(plan.dataset.test, plan.dataset.num_classes, plan.config.batch_size,
+                                     placement.count, placement.shard)
 
 
-def test_accuracy_with_tta(model, trainee, dataset, config, placement):
+def test_accuracy_with_tta(model, trainee, plan):
     """The test accuracy of `model` with test-time augmentation, compiled as `trainee` is."""
     augmented = with_test_time_augmentation(model)
     augmented.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                       weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       jit_compile=trainee.jit_compile)
-    return float(augmented.evaluate(test_batches(dataset, config, placement), verbose=0, return_dict=True)["accuracy"])
+    return float(augmented.evaluate(test_batches(plan), verbose=0, return_dict=True)["accuracy"])
 
 
-def _finish(run, config, model, trainee, dataset, recorder, precision, placement, budget_record=None):
+def _finish(run, plan, model, trainee, recorder):
+    """Tests the saved weights, saves model.keras, writes metrics.json (the run is finished) and returns its metrics."""
+    config, dataset = plan.config, plan.dataset
     history = run.read_history()
     saved_epoch = len(history)
     if config.keep == "best" and recorder.best[0]:
@@ -328,12 +360,11 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         saved_epoch = recorder.best[0]
     print(f"testing on the {len(dataset.test):,} test images ...", flush=True)  # minutes on a CPU: say so
     started = time.perf_counter()
-    results = trainee.evaluate(test_batches(dataset, config, placement), verbose=1 if sys.stdout.isatty() else 0,
-                               return_dict=True)
+    results = trainee.evaluate(test_batches(plan), verbose=1 if sys.stdout.isatty() else 0, return_dict=True)
     with_tta = None
     if config.test_time_augmentation:
         print("testing again with test-time augmentation (6 views of each image) ...", flush=True)
-        with_tta = test_accuracy_with_tta(model, trainee, dataset, config, placement)
+        with_tta = test_accuracy_with_tta(model, trainee, plan)
     test_seconds = time.perf_counter() - started
     run.save_model(model)
     train_seconds = sum(float(row["seconds"]) for row in history)
@@ -357,9 +388,9 @@ def _finish(run, config, model, trainee, dataset, recorder, precision, placement
         "train_seconds": round(train_seconds, 2),
         "test_seconds": round(test_seconds, 2),  # the final evaluation(s), outside any time budget
         "images_per_second": round(recorder.steady_images_per_second() or 0.0, 1),
-        "precision": precision,
+        "precision": plan.precision,
         "backend": keras.backend.backend(),
-        **({"time_budget": budget_record} if budget_record else {}),
+        **({"time_budget": plan.budget.record} if plan.budget else {}),
     }
     run.write_metrics(metrics)  # from here on, the run counts as finished
     run.remove_checkpoint()
