@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import forbidding, write_image_folder
-from entry_points import REPO
-from test_user_errors import one_line_error, run
+from entry_points import REPO, run
+from helpers import forbidding, one_line_error, write_image_folder
 
 from harness import backend
 
@@ -35,6 +34,7 @@ def test_a_python_error_inside_passes_through_and_prints_no_death_notice(capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.e2e
 def test_a_crash_while_importing_tensorflow_is_reported_not_hidden(tmp_path):
     """The exit code 134 with no message of a CUDA PyTorch beside TensorFlow, reproduced by a stand-in."""
     stand_in = tmp_path / "crashing" / "tensorflow"
@@ -51,6 +51,8 @@ def test_a_crash_while_importing_tensorflow_is_reported_not_hidden(tmp_path):
 
 
 @pytest.mark.parametrize("backend_name", ["jax", "torch"])
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_training_evaluation_and_report_never_import_tensorflow(tmp_path, backend_name):
     pytest.importorskip(backend_name)
     env = {"KERAS_BACKEND": backend_name, "PYTHONPATH": forbidding(tmp_path / "no_tensorflow", "tensorflow")}
@@ -71,6 +73,8 @@ def test_training_evaluation_and_report_never_import_tensorflow(tmp_path, backen
                                        abs=1e-6)
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_tfds_on_another_backend_says_to_use_a_folder(tmp_path):
     pytest.importorskip("jax")
     line = one_line_error(run("train.py", "--dataset", "cifar10", "--epochs", 1, "--run-dir", tmp_path / "run",
@@ -84,6 +88,7 @@ SCRIPTS = ("train.py", "evaluate.py", "visualize.py", "compare.py", "benchmark.p
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.e2e
 def test_an_unknown_backend_is_one_line_and_exit_2_even_for_help(script):
     result = run(script, "--help", env={"KERAS_BACKEND": "nonsense"})
     assert one_line_error(result) == ("error: KERAS_BACKEND=nonsense is not a Keras backend; use one of tensorflow, "
@@ -91,6 +96,7 @@ def test_an_unknown_backend_is_one_line_and_exit_2_even_for_help(script):
     assert result.stdout == ""  # refused before the options were parsed
 
 
+@pytest.mark.e2e
 def test_a_keras_json_naming_no_backend_is_one_line(tmp_path):
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "nonsense"}))
     env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}

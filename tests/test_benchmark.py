@@ -8,6 +8,7 @@ import os
 import keras
 import pytest
 from entry_points import REPO, run
+from helpers import run_train
 
 from harness.errors import UserError
 from harness.training.manifest import cpu_description
@@ -17,6 +18,8 @@ def run_benchmark(*arguments, env=None):
     return run("benchmark.py", *arguments, env=env)
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_side_by_side_measures_ours_the_baseline_and_the_peers(tmp_path):
     if any(importlib.util.find_spec(peer) is None for peer in ("keras_hub", "timm")):
         pytest.skip("pip install -r requirements-peers.txt")
@@ -67,6 +70,8 @@ def test_the_cpu_is_named_by_its_model_and_widest_vector_instructions(tmp_path):
     assert cpu_description(tmp_path / "absent")  # not Linux: what platform knows, never an error
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_side_by_side_runs_with_jax_where_tensorflow_is_not_installed(tmp_path, jax_without_tensorflow):
     out = tmp_path / "bench.json"
     result = run_benchmark("--model", "vit:vit_test", "--side-by-side", "--batch-size", 8, "--warmup-steps", 1,
@@ -80,21 +85,24 @@ def test_side_by_side_runs_with_jax_where_tensorflow_is_not_installed(tmp_path, 
     assert ours["nan_guard"] == "async" and baseline["nan_guard"] is None
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_the_fast_path_switches_reach_the_measurement(tmp_path, jax_without_tensorflow):
-    """What the GPU campaign compares: batches made on the device or sent from the host, mixing, and the
-    NaN guard that waits for every step; each row says what it measured."""
+    """What the GPU campaign compares: batches made on the device or sent from the host, and mixing, with the
+    NaN guard as training runs it; each row says what it measured."""
     out = tmp_path / "bench.json"
     result = run_benchmark("--model", "vit:vit_test", "--batch-size", 8, "--warmup-steps", 1, "--steps", 2,
-                           "--mixing", "cutmix", "--data-on-device", "on", "--nan-guard", "sync", "--augmentation",
-                           "none", "--gelu", "exact", "--out", out, env=jax_without_tensorflow)
+                           "--mixing", "cutmix", "--data-on-device", "on", "--augmentation", "none", "--gelu", "exact",
+                           "--out", out, env=jax_without_tensorflow)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     (row,) = report["results"]
     assert (row["mixing"], row["nan_guard"], report["settings"]["augmentation"], row["gelu"]) == (
-        "cutmix", "sync", "none", "exact")
+        "cutmix", "async", "none", "exact")
     assert row["input_pipeline"] == "on the device; no augmentation"  # as the peers are timed
 
 
+@pytest.mark.trains
 def test_the_profile_of_a_step_names_every_part(monkeypatch, capsys):
     """tools/profile_step.py (docs/benchmarking.md, "Where the time goes"), here on the test size."""
     import runpy
@@ -141,9 +149,8 @@ def test_rounds_give_the_median_and_the_range_and_a_missing_peer_is_one_line(mon
     assert variants.peer_rows(["timm"], ["cnn", "vit:vit_test"]) == ([], [variants.missing_peer("timm")])
 
 
+@pytest.mark.trains
 def test_time_to_accuracy_reads_finished_runs(tmp_path):
-    from test_cli import run_train
-
     run_dir = tmp_path / "run"
     trained = run_train("--preset", "vit_test", "--epochs", 2, "--batch-size", 64, "--run-dir", run_dir)
     assert trained.returncode == 0, trained.stderr
@@ -179,7 +186,8 @@ def test_bad_model_names_fail_in_one_line():
     assert result.stderr.strip().splitlines()[-1].startswith("error: --gelu chooses our ViTs' MLP activation")
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.backend)])
+@pytest.mark.e2e
 def test_devices_measures_one_and_n_devices_and_the_scaling_efficiency(tmp_path, backend):
     pytest.importorskip(backend)
     out = tmp_path / "bench.json"

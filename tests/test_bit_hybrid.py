@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 import cnn_baseline
 import vit_tf

@@ -6,16 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
-from entry_points import REPO, run
-from test_data import write_cifar_batch
-
-
-def run_train(*arguments, cwd=REPO, backend=None, fresh_process=False):
-    return run("train.py", *arguments, cwd=cwd, env={"KERAS_BACKEND": backend} if backend else None,
-               fresh_process=fresh_process)
+from helpers import run_train, write_cifar_batch
 
 
 @pytest.mark.parametrize("model, preset", [("vit", "vit_test"), ("cnn", "resnet_test")])
+@pytest.mark.trains
 def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset):
     run_dir = tmp_path / "run"
     result = run_train(
@@ -44,6 +39,7 @@ def test_training_fills_the_run_directory(image_folder, tmp_path, model, preset)
     assert (run_dir / "model.keras").stat().st_size > 0
 
 
+@pytest.mark.trains
 def test_cifar_batches_and_default_run_name(tmp_path):
     """The CIFAR batch source through the command line, with the default runs/<recipe> folder."""
     batches = tmp_path / "cifar-10-batches-py"
@@ -86,6 +82,7 @@ def test_bad_input_prints_one_line_and_exits_2(tmp_path, arguments, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
+@pytest.mark.trains
 def test_a_finished_run_is_not_overwritten(image_folder, tmp_path):
     run_dir = tmp_path / "run"
     arguments = ("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 1, "--batch-size", 4,

@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import write_image_folder, write_png_header
+from helpers import write_cifar_batch, write_image_folder, write_png_header
 from PIL import Image
 
 from harness.data import load_dataset, split_validation
@@ -99,13 +99,6 @@ def test_data_dir_that_is_missing_or_a_file(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         load_dataset(data_dir=tmp_path / "file.txt")
-
-
-def write_cifar_batch(path, images, labels, label_key="labels"):
-    """A batch in the original layout: (n, 3072) uint8, all red values, then green, then blue."""
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    with open(path, "wb") as file:
-        pickle.dump({b"data": data, label_key.encode(): list(labels), b"batch_label": b"test"}, file, protocol=2)
 
 
 @pytest.fixture
@@ -324,6 +317,7 @@ def test_the_official_batches_become_an_image_folder_archive_that_trains(tmp_pat
         assert found == expected
 
 
+@pytest.mark.e2e
 def test_two_processes_extracting_one_archive_at_once_both_get_it(image_folder, tmp_path):
     """The second waits for the first (the cache's lock) and reuses its folder: no "Directory not empty"."""
     import os

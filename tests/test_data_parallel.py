@@ -12,14 +12,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import write_image_folder
-from test_cli import REPO
-from test_reliability import kill_after_first_checkpoint
-from test_user_errors import one_line_error, run
+from entry_points import REPO, run
+from helpers import kill_after_first_checkpoint, one_line_error, write_image_folder
 
 from harness.errors import UserError
 
-BACKENDS = ["tensorflow", "jax"]
+BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.backend)]  # TensorFlow: this process's backend
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +55,8 @@ def two_device_run(images, tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_two_devices_give_one_devices_numbers(images, tmp_path, backend, two_device_run):
     pytest.importorskip(backend)
     two = two_device_run(backend)
@@ -73,6 +73,7 @@ def test_two_devices_give_one_devices_numbers(images, tmp_path, backend, two_dev
     assert accuracy == pytest.approx(json.loads((two / "metrics.json").read_text())["test_accuracy"])
 
 
+@pytest.mark.e2e
 def test_a_batchnorm_cnn_trains_and_evaluates_on_two_tensorflow_devices(images, tmp_path):
     """An uneven last evaluation batch would leave a device without images, which breaks BatchNorm there:
     it is padded (weighted 0), and the test accuracy counts the real images only."""
@@ -88,6 +89,7 @@ def test_a_batchnorm_cnn_trains_and_evaluates_on_two_tensorflow_devices(images, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.e2e
 def test_variables_are_replicated_and_batches_split(backend):
     pytest.importorskip(backend)
     probe = subprocess.run([sys.executable, "tests/data_parallel_probe.py"], cwd=REPO, capture_output=True, text=True,
@@ -103,6 +105,7 @@ def test_variables_are_replicated_and_batches_split(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.e2e
 def test_a_two_device_run_killed_mid_epoch_resumes_exactly(images, tmp_path, backend):
     pytest.importorskip(backend)
     # (TensorFlow with MixUp/CutMix resumes, but not to the bit: tf.distribute rewrites the mixing pipeline)
@@ -131,12 +134,15 @@ def test_a_two_device_run_killed_mid_epoch_resumes_exactly(images, tmp_path, bac
                                           "e.g. 6 or 8"),
     (["--devices", 64], "--devices 64: there is no GPU here, and virtual CPU devices stop at one per core"),
 ])
+@pytest.mark.e2e
 def test_devices_that_cannot_be_had_are_one_line(images, tmp_path, arguments, message):
     line = one_line_error(run("train.py", "--preset", "vit_test", "--data-dir", images, "--epochs", 1,
                               "--run-dir", tmp_path / "run", *arguments))
     assert message in line
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_pytorch_says_it_has_no_data_parallelism(images, tmp_path):
     pytest.importorskip("torch")
     line = one_line_error(run("train.py", "--preset", "vit_test", "--data-dir", images, "--epochs", 1, "--devices", 2,
@@ -144,6 +150,8 @@ def test_pytorch_says_it_has_no_data_parallelism(images, tmp_path):
     assert "not available on the PyTorch backend" in line
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_the_dry_run_prints_the_mesh_and_trains_nothing(tmp_path):
     pytest.importorskip("jax")
     result = run("train.py", "--devices", 2, "--batch-size", 8, "--dry-run", "--run-dir", tmp_path / "run",
@@ -160,6 +168,8 @@ def unused_port():
         return probe.getsockname()[1]  # nobody listens there once the probe closes
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_a_multi_host_dry_run_never_joins_and_an_unreachable_coordinator_is_one_line_in_time(tmp_path):
     pytest.importorskip("jax")
     job = {"KERAS_BACKEND": "jax", "JAX_COORDINATOR_ADDRESS": f"localhost:{unused_port()}", "JAX_NUM_PROCESSES": "2",
@@ -200,6 +210,8 @@ def test_in_a_multi_host_job_each_process_feeds_its_slice_of_every_batch():
     assert np.concatenate([weights for _, _, weights in last]).tolist() == [1, 1, 1, 1]
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_two_processes_train_as_one_job_with_the_numbers_of_one_process(images, tmp_path, two_device_run):
     """Multi-host JAX on this one machine: two processes of one CPU device each, joined by jax.distributed
     (gloo collectives), train as one job, and give the numbers of one process on two devices."""

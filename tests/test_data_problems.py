@@ -10,11 +10,9 @@ import warnings
 import matplotlib
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from entry_points import run
+from helpers import one_line_error, run_train, write_cifar_batch, write_image_folder
 from matplotlib import font_manager
-from test_cli import run_train
-from test_data import write_cifar_batch
-from test_user_errors import one_line_error, run
 
 from harness.data import ImageDataset, Split, load_dataset, sample
 from harness.errors import UserError
@@ -34,6 +32,7 @@ def food_run(tmp_path_factory):
     return folder, root / "run", result
 
 
+@pytest.mark.trains
 def test_a_class_without_test_images_is_warned_about_and_left_unmeasured(food_run):
     folder, run_dir, training = food_run
     assert (f"warning: {folder / 'test'} has no readable images of 1 class(es) (pizza): their test accuracy "
@@ -59,6 +58,7 @@ def test_a_training_class_without_images_is_refused_in_one_line(tmp_path, conten
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
+@pytest.mark.trains
 def test_names_the_font_cannot_draw_give_one_warning_and_real_names_stay_in_the_files(food_run):
     folder, run_dir, _ = food_run
     evaluated = run("evaluate.py", run_dir)
@@ -74,6 +74,7 @@ def test_names_the_font_cannot_draw_give_one_warning_and_real_names_stay_in_the_
         assert pathlib.Path(row["file"]).is_file() and pathlib.Path(row["file"]).parent.name == row["true"]
 
 
+@pytest.mark.trains
 def test_names_that_are_not_utf8_or_very_long_train_evaluate_and_report(tmp_path):
     """Latin-1 bytes in a class folder's and a file's name (a zip from an old Windows machine), written as
     escapes; a class and a file whose names are near the file system's 255-byte limit."""
@@ -147,6 +148,7 @@ def test_loading_a_folder_or_an_archive_says_what_it_is_doing(tmp_path, monkeypa
     assert f"loading 9 files from {folder / 'test'}" in capsys.readouterr().out
 
 
+@pytest.mark.trains
 def test_a_report_on_a_damaged_run_file_or_moved_data_says_which(tmp_path):
     folder = write_image_folder(tmp_path / "images")
     trained = run_train("--preset", "vit_test", "--data-dir", folder, "--epochs", 1, "--batch-size", 4,
@@ -240,6 +242,7 @@ def test_a_batch_that_lies_stops_train_py_in_one_line_before_the_run_folder(tmp_
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
+@pytest.mark.e2e
 def test_cifar_to_folder_refuses_a_batch_that_lies_in_one_line(tmp_path):
     folder = cifar10_folder(tmp_path / "batches", {"test_batch": {"data": PIXELS, "labels": [1]}})
     for given, message in [(folder, f"{folder / 'test_batch'} holds 2 images but 1 labels"),

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 from cnn_baseline import build_cnn
 from harness.training import distillation
@@ -103,6 +103,7 @@ def test_the_saved_student_averages_its_two_heads_and_loads_back_exactly(tmp_pat
     np.testing.assert_array_equal(numpy_of(loaded(images)), numpy_of(model(images)))
 
 
+@pytest.mark.trains
 def test_the_teacher_sees_the_augmented_images_and_stays_frozen_while_the_student_learns():
     student = build_vit("vit_test", num_classes=3, distillation=True)
     teacher = randomised(build_cnn("resnet_test", num_classes=3), seed=2)

@@ -5,9 +5,9 @@ import json
 import shutil
 
 import pytest
-from conftest import write_image_folder
-from test_cli import run_train
-from test_reliability import kill_after_first_checkpoint, losses
+from helpers import kill_after_first_checkpoint, losses, run_train, write_image_folder
+
+pytestmark = pytest.mark.trains  # every test uses a teacher trained in this process
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_a_distilled_run_records_its_teacher_and_saves_the_student(folder, teach
     assert metrics["params"] == student.count_params()  # the student alone, not the teacher
 
 
+@pytest.mark.e2e
 def test_a_distilled_run_killed_mid_epoch_resumes_to_the_same_result(folder, teacher, tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert run_train(*distilled_arguments(folder, teacher, reference)).returncode == 0

@@ -7,10 +7,11 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "results" / "README.md"]
-# Options of other programs that the pages show in commands: pip, uv, pytest, tensorboard, srun, tar, git, python3.
+# Options of other programs that the pages show in commands: pip, uv, pytest (and tests/conftest.py's
+# --record-durations), tensorboard, srun, tar, git, python3.
 OTHER_PROGRAMS = {"--index-url", "--no-index", "--no-deps", "--target", "--logdir", "--help", "--ntasks-per-node",
                   "--nodes", "--gres", "--depth", "--branch", "--upgrade", "--quiet", "--extra-index-url", "--pdb",
-                  "--python", "--compile-bytecode", "--version"}
+                  "--python", "--compile-bytecode", "--version", "--record-durations", "--lf", "--deselect", "--sw"}
 
 
 def our_options():

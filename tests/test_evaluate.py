@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 from entry_points import run
+from helpers import run_train, write_image_folder, write_png_header
 from PIL import Image
-from test_cli import run_train
 
 from harness.atomic import folder_written_whole, name_within_limit
 from harness.data import load_dataset
@@ -21,8 +21,6 @@ from harness.reporting.metrics import classification_metrics, confusion_matrix, 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from conftest import write_image_folder
-
     root = tmp_path_factory.mktemp("evaluate")
     folder = write_image_folder(root / "images", classes=("a", "b", "c", "d", "e", "f", "g"), per_class=(6, 4))
     result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", folder, "--epochs", 2,
@@ -31,6 +29,7 @@ def trained_run(tmp_path_factory):
     return root / "run", folder
 
 
+@pytest.mark.trains
 def test_metrics_and_misclassified_csv_match_independent_predictions(trained_run):
     run_dir, folder = trained_run
     metrics, out = evaluate_run(run_dir)
@@ -96,6 +95,7 @@ def test_each_plot_writes_a_png_that_depends_on_its_input(tmp_path, plot):
     assert not np.array_equal(png_pixels(first), png_pixels(second))
 
 
+@pytest.mark.trains
 def test_classify_own_images_of_any_size(trained_run, tmp_path, capsys):
     run_dir, folder = trained_run
     big = tmp_path / "big.jpg"
@@ -108,6 +108,7 @@ def test_classify_own_images_of_any_size(trained_run, tmp_path, capsys):
     assert (run_dir / "eval" / "images" / "01_big_top3.png").exists()
 
 
+@pytest.mark.trains
 def test_image_names_that_are_not_utf8_long_or_like_mathtext_are_shown_and_name_plots_within_the_limit(
         trained_run, tmp_path, capsys):
     """As the shell passes them: Latin-1 bytes (a file from an old archive), a 250-byte name, and a name
@@ -146,9 +147,8 @@ def test_a_folder_named_near_the_limit_is_written_whole(tmp_path):
     assert (target / "report.md").read_text() == "second" and os.listdir(tmp_path) == ["r" * 250]
 
 
+@pytest.mark.trains
 def test_an_image_too_large_to_decode_safely_is_refused_in_one_line(trained_run, tmp_path):
-    from conftest import write_png_header
-
     run_dir, _ = trained_run
     huge = write_png_header(tmp_path / "huge.png", 20_000, 20_000)
     with pytest.raises(UserError, match=r"huge.png is too large to decode safely \(over 179 million pixels\); "
@@ -156,6 +156,7 @@ def test_an_image_too_large_to_decode_safely_is_refused_in_one_line(trained_run,
         classify_images(run_dir, [huge])
 
 
+@pytest.mark.trains
 def test_an_evaluation_stopped_midway_leaves_the_earlier_one_whole(trained_run, tmp_path, monkeypatch):
     run_dir, folder = trained_run
     evaluate_run(run_dir)
@@ -175,6 +176,7 @@ def test_an_evaluation_stopped_midway_leaves_the_earlier_one_whole(trained_run, 
     assert (run_dir / "eval" / "images" / "01_0_top3.png").exists()
 
 
+@pytest.mark.trains
 def test_a_run_folder_that_cannot_be_written_is_one_line_before_anything_loads(trained_run, monkeypatch):
     run_dir, _ = trained_run
 
@@ -188,6 +190,7 @@ def test_a_run_folder_that_cannot_be_written_is_one_line_before_anything_loads(t
         evaluate_run(run_dir)
 
 
+@pytest.mark.trains
 def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
         evaluate_run(tmp_path)
@@ -206,6 +209,7 @@ def test_not_a_run_and_damaged_models_are_refused(trained_run, tmp_path):
     ]
 
 
+@pytest.mark.trains
 def test_a_model_with_python_code_is_not_loaded(trained_run, tmp_path):
     """Keras safe mode: a Lambda layer's function is never deserialised."""
     run_dir, _ = trained_run
@@ -218,12 +222,21 @@ def test_a_model_with_python_code_is_not_loaded(trained_run, tmp_path):
         evaluate_run(unsafe)
 
 
-def test_evaluating_in_the_process_that_trained_logs_no_native_error(trained_run, capfd):
-    """compare.py trains, then evaluates in one process: TensorFlow's ops are deterministic by then, and
-    Keras' parallel input pipeline for arrays made TensorFlow log an E0000 NodeDef line on each predict."""
+@pytest.mark.trains
+def test_evaluating_in_the_process_that_trained_logs_no_native_error_and_agrees_with_it(trained_run, capfd):
+    """compare.py trains, then evaluates in one process: TensorFlow's ops are deterministic by then (Keras'
+    parallel input pipeline for arrays once made TensorFlow log an error line on each predict). The evaluation
+    logs no native error, whatever its words, and measures what the training measured."""
+    import re
+
     from harness.training.seeding import seed_everything
 
+    run_dir = trained_run[0]
     seed_everything(0)  # as the training before it did
     capfd.readouterr()
-    evaluate_run(trained_run[0])
-    assert "NodeDef" not in capfd.readouterr().err
+    metrics, _ = evaluate_run(run_dir)
+    stderr = capfd.readouterr().err
+    assert not re.search(r"^[EF]\d{4} ", stderr, flags=re.MULTILINE), stderr  # absl's error and fatal lines
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
+    assert metrics["loss"] == pytest.approx(trained["test_loss"], abs=1e-4)

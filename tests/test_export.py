@@ -6,12 +6,13 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import write_image_folder
-from test_cli import run_train
-from test_user_errors import one_line_error, run
+from entry_points import run
+from helpers import one_line_error, run_train, write_image_folder
 
 from harness.data import load_dataset
 from harness.training.run_dir import load_model, open_finished_run
+
+pytestmark = pytest.mark.trains  # every test uses a run trained in this process
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,8 @@ def test_the_exported_model_gives_the_keras_models_logits(finished_run, tmp_path
     assert summary["check"]["max_abs_logit_difference"] < 1e-4
 
 
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_export_refusals_are_one_line(finished_run, tmp_path):
     run_dir, _ = finished_run
     (tmp_path / "taken").mkdir()

@@ -132,6 +132,7 @@ def test_whitening_with_same_padding_keeps_the_map_size():
     assert layer.compute_output_shape(images.shape) == (10, 6, 6, 24) == tuple(layer(images).shape)
 
 
+@pytest.mark.trains
 def test_a_run_with_tta_reports_both_accuracies_and_evaluate_agrees(image_folder, tmp_path):
     """The fast CNN trains end to end (its whitening adapted to the training images), and --tta puts the
     augmented accuracy beside the plain one, in training's metrics and in evaluate.py's alike."""

@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 from harness.data import Split
 from harness.errors import UserError
@@ -42,14 +42,25 @@ def test_batches_made_on_the_device_are_the_host_batches(mixing):
         device.on_epoch_end()
 
 
-def test_the_nan_guard_does_not_make_each_step_wait_for_the_host():
+def test_the_nan_guard_does_not_make_each_step_wait_for_the_host(monkeypatch):
     """Keras runs a batch hook in its worker threads only where the backend is thread-safe (JAX, PyTorch)
-    and every callback says it is safe there; otherwise each step waits for its loss to reach the host."""
-    from keras.src.backend import IS_THREAD_SAFE
+    and every callback says it is safe there; otherwise each step waits for its loss to reach the host.
+    Checked as on a thread-safe backend whichever backend runs it (TensorFlow never dispatches so): the guard
+    lets the steps run on, where a batch hook that does not say it is safe would not."""
+    from keras.src import backend as keras_backend
     from keras.src.callbacks.callback_list import CallbackList
 
-    callbacks = CallbackList([NonFiniteLossGuard()], model=keras.Sequential([keras.layers.Dense(1)]))
-    assert callbacks._async_train == IS_THREAD_SAFE  # a private flag: the one place Keras decides it
+    class Unsafe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    def dispatched_in_threads(*callbacks):  # a private flag: the one place Keras decides it
+        return CallbackList(list(callbacks), model=keras.Sequential([keras.layers.Dense(1)]))._async_train
+
+    assert dispatched_in_threads(NonFiniteLossGuard()) == keras_backend.IS_THREAD_SAFE  # this backend as it is
+    monkeypatch.setattr(keras_backend, "IS_THREAD_SAFE", True)
+    assert dispatched_in_threads(NonFiniteLossGuard())
+    assert not dispatched_in_threads(NonFiniteLossGuard(), Unsafe())
 
 
 def test_the_nan_guard_keeps_the_earliest_bad_step_whatever_order_the_threads_report():
@@ -96,6 +107,7 @@ class CompilationCounter(keras.callbacks.Callback):
 
 @on_jax
 @pytest.mark.parametrize("mixing", ["none", "mixup"])
+@pytest.mark.trains
 def test_training_compiles_in_its_first_epoch_only(image_folder, tmp_path, mixing, monkeypatch):
     """A step that recompiles (a changing shape or a Python number traced in) costs seconds each time on
     a GPU; after the first epoch (training and validation steps), nothing compiles again."""
@@ -111,6 +123,7 @@ def test_training_compiles_in_its_first_epoch_only(image_folder, tmp_path, mixin
 
 
 @on_jax
+@pytest.mark.trains
 def test_a_run_with_its_data_on_the_device_trains_as_one_from_the_host(image_folder, tmp_path):
     from harness.training import trainer
 
@@ -130,6 +143,7 @@ def test_a_run_with_its_data_on_the_device_trains_as_one_from_the_host(image_fol
 
 
 @pytest.mark.parametrize("model_name,preset", [("vit", "vit_test"), ("cnn", "resnet_test")])
+@pytest.mark.trains
 def test_the_training_model_learns_in_mixed_bfloat16(model_name, preset):
     """The whole training step as a GPU runs it, in bfloat16 (the CPU emulates it): in-model augmentation,
     MixUp from the device path, label smoothing, AdamW or SGD with warmup. Every loss is finite, and it
@@ -158,6 +172,7 @@ def test_the_training_model_learns_in_mixed_bfloat16(model_name, preset):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("model_name,preset", [("vit", "vit_test"), ("cnn", "resnet_test")])
+@pytest.mark.trains
 def test_a_mixed_precision_run_trains_evaluates_and_reports(image_folder, tmp_path, monkeypatch, model_name, preset,
                                                             precision):
     """A GPU's precision end to end on the CPU (which emulates it): train with MixUp and the augmentation
@@ -167,9 +182,9 @@ def test_a_mixed_precision_run_trains_evaluates_and_reports(image_folder, tmp_pa
         pytest.skip("JAX's CPU backend has no float16 matrix product (its GPU backend has)")
     from harness.reporting.evaluate_run import evaluate_run
     from harness.reporting.report import write_report
-    from harness.training import trainer
+    from harness.training import run_plan, trainer
 
-    monkeypatch.setattr(trainer, "resolve_precision", lambda requested: precision)
+    monkeypatch.setattr(run_plan, "resolve_precision", lambda requested: precision)
     metrics = trainer.train(TrainConfig(model=model_name, preset=preset, data_dir=str(image_folder), epochs=2,
                                         batch_size=4, mixing="mixup", run_dir=str(tmp_path / "run")), verbose=0)
     assert metrics["precision"] == precision and np.isfinite(metrics["test_loss"])

@@ -8,7 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 import vit_tf
 from model_parts.checkpoint import CheckpointError
@@ -239,6 +239,7 @@ def test_what_cannot_load_exactly_is_refused_in_one_line(tmp_path, capsys, case,
     assert "this ran" not in capsys.readouterr().out
 
 
+@pytest.mark.trains
 def test_train_py_fine_tunes_a_timm_file_and_evaluate_py_exports_it_back(image_folder, tmp_path):
     """As a student would: --pretrained model.safetensors (exact GELU chosen for it, recorded), then
     evaluate.py --export --format timm gives a file and arguments timm rebuilds the model from."""

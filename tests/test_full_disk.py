@@ -13,6 +13,7 @@ from harness.training.config import TrainConfig
 from harness.training.trainer import resume, train
 
 
+@pytest.mark.trains
 def test_training_stops_before_a_save_the_disk_cannot_hold_and_resumes_once_there_is_room(image_folder, tmp_path,
                                                                                           monkeypatch):
     real = run_dirs.shutil.disk_usage

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.e2e, pytest.mark.backend]  # every test reads the rehearsal, run on JAX in its own process
 
 
 def campaign(*args, env):
@@ -21,7 +22,7 @@ def campaign(*args, env):
 def rehearsal(tmp_path_factory, jax_env):
     root = tmp_path_factory.mktemp("campaign")
     args = ["--results", str(root / "results"), "--scratch", str(root / "scratch"),
-            "--only", "fast-path-vit_test-before", "cnn-*"]
+            "--only", "fast-path-vit_test-host-batches", "cnn-*"]
     first = campaign(*args, env=jax_env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     return root / "results", args, first
@@ -43,8 +44,8 @@ def test_each_run_keeps_its_evidence_and_no_weights(rehearsal):
         assert sorted(path.name for path in (results / "runs" / run).iterdir()) == [
             "arguments.json", "command.txt", "config.json", "history.csv", "manifest.json", "metrics.json"]
     assert not [path for path in results.rglob("*") if path.suffix in (".keras", ".h5", ".png", ".npz")]
-    (row,) = json.loads((results / "speed" / "fast-path-vit_test-before.json").read_text())["results"]
-    assert (row["nan_guard"], row["mixing"]) == ("sync", "mixup") and row["input_pipeline"].startswith("PyDataset")
+    (row,) = json.loads((results / "speed" / "fast-path-vit_test-host-batches.json").read_text())["results"]
+    assert (row["nan_guard"], row["mixing"]) == ("async", "mixup") and row["input_pipeline"].startswith("PyDataset")
 
 
 def best_candidate(results):

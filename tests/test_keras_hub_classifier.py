@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 import vit_tf
 from model_parts.checkpoint import CheckpointError

@@ -8,6 +8,8 @@ import cnn_baseline
 import vit_tf
 from harness.data import load_dataset
 
+pytestmark = pytest.mark.trains  # each test fits a model for a few epochs
+
 CHANCE = 0.1
 
 

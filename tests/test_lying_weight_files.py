@@ -11,8 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 from checkpoint_files import bit_arrays, vit_arrays, write
-from test_cli import run_train
-from test_user_errors import one_line_error
+from helpers import one_line_error, run_train
 
 import cnn_baseline
 import vit_tf

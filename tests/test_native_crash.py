@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_image_folder
-from test_cli import REPO, run_train
+from entry_points import REPO
+from helpers import run_train, write_image_folder
+
+pytestmark = pytest.mark.e2e  # each test trains in a process of its own: a native crash kills its process
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ def test_the_notebook_is_committed_without_outputs():
     assert len(code) >= 6 and all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
 
+@pytest.mark.e2e
 def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     import keras
 
@@ -38,6 +39,7 @@ def test_the_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
         assert (tmp_path / "runs" / "report" / name).exists()
 
 
+@pytest.mark.e2e
 def test_the_first_cell_asks_for_the_address_and_takes_a_local_folder(tmp_path):
     """Outside the project (as on Colab): the placeholder address stops with what to set; a folder is used as is."""
     setup = "".join(nbformat.read(NOTEBOOK, as_version=4).cells[1].source)

@@ -9,6 +9,8 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.backend, pytest.mark.e2e]  # a pytest of its own per backend
+
 # The model and layer numerics, checkpoints and the mixed-precision and on-device paths: what differs between
 # backends. Not repeated: the trainer's own logic (plain Python, the same on every backend); the command-line
 # runs, mixed precision's included (tests/test_backend_start.py and tests/test_gpu_campaign.py train, evaluate and
@@ -20,7 +22,7 @@ BACKEND_TESTS = ["tests/test_vit_layers.py", "tests/test_vit_model.py", "tests/t
                  "tests/test_distillation.py", "tests/test_bit_hybrid.py", "tests/test_checkpoint_resnets.py",
                  "tests/test_fast_path.py"]
 NOT_REPEATED = ("not test_a_mixed_precision_run and not parameter_count and not counted_parameters "
-                "and not flops_match and not two_to_six_million_parameters "
+                "and not flops_match "
                 "and not classic_size and not r50_vit_b16 "
                 "and not (test_cifar_presets_build_and_predict_float32_logits and (tiny or small))")
 

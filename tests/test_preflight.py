@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
-from test_cli import REPO, run_train
+import pytest
+from entry_points import REPO
+from helpers import run_train
 
 import vit_tf
 from harness.data import ImageDataset, Split
@@ -73,6 +75,8 @@ def test_a_paper_preset_on_the_sample_is_warned_about():
     assert any("upscaled from about 32 px to 224 px" in warning for warning in report.warnings)
 
 
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_costly_settings_on_the_sample_are_warned_about_before_the_first_step(tmp_path):
     """A reported example (the other, --preset vit_b16, above): warnings print before training; stopped then,
     the folder is reusable."""

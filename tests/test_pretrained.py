@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import pytest
 from checkpoint_files import bit_arrays, hybrid_arrays, vit_arrays, write
-from conftest import write_image_folder
+from entry_points import REPO, run
+from helpers import one_line_error, run_train, write_image_folder
 from keras import ops
-from test_cli import REPO, run_train
-from test_user_errors import one_line_error, run
 
 import vit_tf  # noqa: F401  (after keras, as a notebook would: registers the layers for load_model)
 
@@ -35,6 +34,7 @@ def fine_tune(files, run_dir, *extra):
                      "--run-dir", run_dir, *extra)
 
 
+@pytest.mark.trains
 def test_fine_tuning_a_released_checkpoint_records_it_and_follows_the_papers_recipe(files, tmp_path):
     run_dir = tmp_path / "run"
     result = fine_tune(files, run_dir)
@@ -55,6 +55,8 @@ def test_fine_tuning_a_released_checkpoint_records_it_and_follows_the_papers_rec
     assert classified.returncode == 0 and "cat" in classified.stdout, classified.stderr[-2000:]
 
 
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_a_killed_fine_tuning_run_resumes_without_the_released_file(files, tmp_path):
     checkpoint, run_dir = tmp_path / "ViT-test.npz", tmp_path / "run"
     shutil.copy(files["checkpoint"], checkpoint)
@@ -74,6 +76,7 @@ def test_a_killed_fine_tuning_run_resumes_without_the_released_file(files, tmp_p
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 10
 
 
+@pytest.mark.trains
 def test_freeze_backbone_trains_only_the_new_head(files, tmp_path):
     run_dir = tmp_path / "run"
     result = fine_tune(files, run_dir, "--freeze-backbone")
@@ -106,6 +109,7 @@ def test_pretrained_options_that_do_not_fit_are_one_line(tmp_path, arguments, me
     assert message in one_line_error(run_train(*arguments, "--epochs", 1, "--run-dir", tmp_path / "run"))
 
 
+@pytest.mark.trains
 def test_compare_sets_a_fine_tuned_vit_beside_the_cnn(files, tmp_path):
     folder = write_image_folder(tmp_path / "images")
     result = run("compare.py", "--pretrained", files["checkpoint"], "--vit-preset", "vit_test", "--cnn-preset",
@@ -122,6 +126,7 @@ def test_compare_sets_a_fine_tuned_vit_beside_the_cnn(files, tmp_path):
     ("cnn", "bit_test", lambda: bit_arrays(num_classes=21), "resnet/root_block/standardized_conv2d/kernel",
      "dropped the pre-training head (head/conv2d/bias, head/conv2d/kernel)"),
 ], ids=["hybrid", "bit"])
+@pytest.mark.trains
 def test_the_hybrid_and_bit_fine_tune_from_their_released_files(files, tmp_path, model, preset, arrays, stem_key, said):
     stored = arrays()
     checkpoint = write(tmp_path / f"{model}.npz", stored)

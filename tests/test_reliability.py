@@ -1,6 +1,5 @@
 """Nothing lost on a crash: checkpoints, exact resume after SIGKILL, reproducible seeds, NaN stops."""
 
-import csv
 import json
 import os
 import signal
@@ -9,12 +8,10 @@ import sys
 import time
 
 import pytest
-from conftest import write_image_folder
-from test_cli import REPO, run_train
+from entry_points import REPO
+from helpers import kill_after_first_checkpoint, losses, run_train, write_image_folder
 
 from harness.training.manifest import cpu_description
-
-LOSS_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +22,6 @@ def larger_folder(tmp_path_factory):
 
 def arguments(folder, run_dir, epochs=4):
     return ["--preset", "vit_test", "--data-dir", folder, "--epochs", epochs, "--batch-size", 8, "--run-dir", run_dir]
-
-
-def losses(run_dir):
-    with open(run_dir / "history.csv") as file:
-        return [{k: row[k] for k in LOSS_COLUMNS} for row in csv.DictReader(file)]
 
 
 def tensorboard_scalars(run_dir):
@@ -50,23 +42,7 @@ def tensorboard_scalars(run_dir):
     return scalars
 
 
-def kill_after_first_checkpoint(run_dir, *train_arguments):
-    """Starts train.py, SIGKILLs it half a second into its second epoch; returns the epochs it had finished."""
-    command = [sys.executable, str(REPO / "train.py"), *map(str, train_arguments)]
-    epochs = int(command[command.index("--epochs") + 1]) if "--epochs" in command else float("inf")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "checkpoint.weights.h5").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert (run_dir / "checkpoint.weights.h5").exists() and not (run_dir / "metrics.json").exists()
-    finished = len(losses(run_dir))
-    assert 1 <= finished < epochs
-    return finished
-
-
+@pytest.mark.trains
 def test_same_seed_same_numbers(larger_folder, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     for run_dir in (first, second):
@@ -87,6 +63,8 @@ def test_same_seed_same_numbers(larger_folder, tmp_path):
 
 
 @pytest.mark.parametrize("extra", [[], ["--keep", "best", "--patience", "2"]], ids=["keep-last", "keep-best-patience"])
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_path, extra):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert run_train(*arguments(larger_folder, reference), *extra).returncode == 0
@@ -126,6 +104,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(larger_folder, tmp_pa
     assert [v for _, v in sorted(curves[("train", "epoch_loss")])] == pytest.approx(history_losses, rel=1e-6)
 
 
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_a_budget_run_killed_mid_run_resumes_to_its_planned_steps(larger_folder, tmp_path):
     """A time-budget run's config.json holds its planned steps and epochs: --resume trains to them."""
     killed = tmp_path / "killed"
@@ -191,7 +171,9 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, setup, extra, message)
     assert result.returncode == 2 and message in result.stderr
 
 
-@pytest.mark.parametrize("devices", ["1", "2"])  # 2: data parallel on two virtual CPU devices
+# 1: in this process; 2: data parallel on two virtual CPU devices, which need a process of their own
+@pytest.mark.parametrize("devices", [pytest.param("1", marks=pytest.mark.trains),
+                                     pytest.param("2", marks=pytest.mark.e2e)])
 def test_a_nan_loss_stops_with_a_clear_message(image_folder, tmp_path, devices):
     run_dir = tmp_path / "run"
     result = run_train("--model", "cnn", "--preset", "resnet_test", "--data-dir", image_folder, "--epochs", 2,
@@ -215,6 +197,7 @@ def test_dataset_fingerprint_changes_with_the_data(tmp_path):
     assert dataset_fingerprint(load_dataset(data_dir=a)) != dataset_fingerprint(load_dataset(data_dir=b))
 
 
+@pytest.mark.trains
 def test_mixed_precision_without_a_gpu_warns_and_uses_float32(image_folder, tmp_path):
     from harness.training.precision import gpu_compute_capability
 
@@ -247,6 +230,8 @@ def test_mixed_bfloat16_runs_on_a_cpu_with_bfloat16_instructions(monkeypatch, tm
 @pytest.mark.parametrize("signal_number, exit_code, cause", [(signal.SIGINT, 130, "interrupted"),
                                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")],
                          ids=["ctrl-c", "sigterm"])
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, tmp_path, signal_number, exit_code,
                                                                  cause):
     run_dir = tmp_path / "run"
@@ -273,10 +258,12 @@ def test_ctrl_c_and_sigterm_say_what_is_saved_and_how_to_resume(larger_folder, t
 
 
 @pytest.mark.parametrize("kind", ["steps", "recipe"])
+@pytest.mark.e2e
+@pytest.mark.trains
 def test_a_steps_or_recipe_run_killed_mid_run_resumes_to_the_same_result(larger_folder, tmp_path, kind):
     """With the epochs, budget, distillation and fine-tuning runs tested elsewhere: every kind of run resumes."""
     settings = {"steps": ["--preset", "vit_test", "--steps", 70],
-                "recipe": ["--recipe", "smoke", "--model", "cnn", "--preset", "resnet_test", "--epochs", 3]}[kind]
+                "recipe": ["--recipe", "smoke", "--model", "cnn", "--preset", "resnet_test", "--epochs", 8]}[kind]
     common = ["--data-dir", larger_folder, "--batch-size", 8]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert run_train(*settings, *common, "--run-dir", reference).returncode == 0

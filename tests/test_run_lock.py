@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-from test_cli import REPO, run_train
-from test_user_errors import one_line_error
+from entry_points import REPO
+from helpers import one_line_error, run_train
 
 from harness.errors import UserError
 from harness.training.run_dir import RunDirectory
@@ -58,6 +58,7 @@ def test_a_folder_whose_lock_cannot_be_written_is_one_line(tmp_path):
         run.lock()
 
 
+@pytest.mark.e2e
 def test_a_second_train_py_into_the_same_folder_refuses_and_the_first_finishes_alone(image_folder, tmp_path):
     run_dir = tmp_path / "run"
     arguments = ["--preset", "vit_test", "--data-dir", str(image_folder), "--batch-size", "4",

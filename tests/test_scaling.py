@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import write_image_folder
-from test_cli import REPO, run_train
-from test_user_errors import one_line_error, run
+from entry_points import REPO, run
+from helpers import one_line_error, run_train, write_image_folder
 
 from harness.data import Split, nested_subset
 from harness.reporting.scaling import summarise
@@ -28,6 +27,7 @@ def test_subsets_are_nested_and_stratified():
     assert chosen[1] != set(nested_subset(split, 40, seed=4).sources)  # another seed, another subset
 
 
+@pytest.mark.trains
 def test_train_size_trains_on_a_recorded_subset_with_the_same_validation_split(tmp_path):
     folder = write_image_folder(tmp_path / "images", per_class=(20, 2))
     configs = []
@@ -51,6 +51,7 @@ def sweep(folder, out, *extra):
                "--sizes", 9, 30, "--batch-size", 8, "--out", out, *extra)
 
 
+@pytest.mark.trains
 def test_a_smoke_sweep_trains_every_size_writes_the_figure_and_continues_where_it_stopped(tmp_path):
     folder = write_image_folder(tmp_path / "images", per_class=(20, 3))
     out = tmp_path / "sweep"
@@ -70,6 +71,7 @@ def test_a_smoke_sweep_trains_every_size_writes_the_figure_and_continues_where_i
     assert "## Data scaling" in text and "(tmp)" not in text and (tmp_path / "report" / "scaling.png").exists()
 
 
+@pytest.mark.e2e
 def test_a_killed_sweep_resumes_the_run_it_was_in(tmp_path):
     """One size: the ViT's run (the sweep's first) is killed after its first checkpoint."""
     folder = write_image_folder(tmp_path / "images", per_class=(40, 3))

@@ -29,7 +29,7 @@ def test_a_bad_duration_says_how_to_write_one(text):
 
 def test_a_budget_recipe_leaves_the_epochs_to_the_plan_and_epochs_given_win():
     budgeted = resolve(TrainConfig(model="cnn", recipe="cpu30"))
-    assert (budgeted.epochs, budgeted.time_budget, budgeted.preset) == (None, 1800.0, "fast_cnn_small")
+    assert (budgeted.epochs, budgeted.time_budget, budgeted.preset) == (None, 1800.0, "fast_cnn")
     fixed = resolve(TrainConfig(model="vit", recipe="cpu30", epochs=3))
     assert (fixed.epochs, fixed.time_budget) == (3, None)  # the recipe's budget does not apply to fixed epochs
     assert resolve(TrainConfig(model="vit", time_budget=60.0)).warmup_epochs is None  # set by the plan
@@ -144,6 +144,7 @@ def test_a_run_on_schedule_is_not_replanned(monkeypatch):
     assert run_epochs(model, limit, guard, clock, 0.5, 10) == steps == 199
 
 
+@pytest.mark.trains
 def test_a_steps_run_trains_exactly_its_steps(image_folder, tmp_path):
     """--steps stops part-way through the last epoch, where the schedule ends."""
     from harness.training.run_dir import RunDirectory
@@ -156,6 +157,7 @@ def test_a_steps_run_trains_exactly_its_steps(image_folder, tmp_path):
     assert len(history) == 4 and float(history[-1]["learning_rate"]) == 0.0  # the fourth epoch: one step
 
 
+@pytest.mark.trains
 def test_a_budget_run_records_its_plan_and_ends_its_schedule(image_folder, tmp_path):
     from harness.training.run_dir import RunDirectory
     from harness.training.trainer import train
@@ -172,6 +174,33 @@ def test_a_budget_run_records_its_plan_and_ends_its_schedule(image_folder, tmp_p
     assert len(history) == metrics["epochs"]
     stopped_short = any(replan["steps"] == replan["after_step"] for replan in record["replans"])
     assert stopped_short or float(history[-1]["learning_rate"]) == 0.0
+
+
+def test_a_budget_recipe_names_a_smaller_preset_unless_the_preset_or_the_length_is_given():
+    budgeted = resolve(TrainConfig(model="cnn", recipe="cpu30"))
+    assert (budgeted.smaller_preset, budgeted.needed_epochs) == ("fast_cnn_small", 8.0)
+    for given in (dict(preset="fast_cnn"), dict(epochs=3)):
+        config = resolve(TrainConfig(model="cnn", recipe="cpu30", **given))
+        assert (config.smaller_preset, config.needed_epochs) == (None, None)
+    assert resolve(TrainConfig(model="cnn", recipe="cpu10")).smaller_preset is None  # already the small one
+
+
+@pytest.mark.trains
+def test_a_machine_too_slow_for_the_preset_trains_the_smaller_one_and_says_so(image_folder, tmp_path, capsys):
+    from harness.training.run_dir import RunDirectory
+    from harness.training.trainer import train
+
+    metrics = train(TrainConfig(model="cnn", preset="fast_cnn_test", smaller_preset="resnet_test", needed_epochs=1e6,
+                                data_dir=str(image_folder), time_budget=20.0, batch_size=8,
+                                run_dir=str(tmp_path / "run")), verbose=0)
+    out = capsys.readouterr().out
+    assert "plan: fast_cnn_test would train" in out and "fewer than the 1e+06 it needs" in out
+    assert "trains the smaller resnet_test instead" in out
+    saved = json.loads(RunDirectory(tmp_path / "run").config_path.read_text())
+    assert (saved["preset"], saved["smaller_preset"], saved["model_config"]["architecture"]) == (
+        "resnet_test", None, "preact")
+    assert metrics["preset"] == "resnet_test" and metrics["time_budget"]["budget_seconds"] == 20.0
+    assert metrics["epochs_trained"] == metrics["time_budget"]["final_epochs"]
 
 
 def test_randaugment_changes_training_images_only_and_is_reproducible():

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 import pytest
+from entry_points import REPO, run
+from helpers import run_train
 from keras import ops
 
 import cnn_baseline
@@ -81,10 +83,9 @@ def test_a_budget_recipe_fills_settings_and_the_command_line_still_wins():
             assert set(recipe[model]) <= fields, (name, set(recipe[model]) - fields)
 
 
+@pytest.mark.trains
 def test_throughput_counts_the_images_really_trained_on(image_folder, tmp_path):
     """A batch larger than the split trains one batch of the whole split, not batch-size images."""
-    from test_cli import run_train
-
     result = run_train("--preset", "vit_test", "--data-dir", image_folder, "--epochs", 2, "--batch-size", 64,
                        "--val-fraction", 0.2, "--run-dir", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -96,13 +97,11 @@ def test_throughput_counts_the_images_really_trained_on(image_folder, tmp_path):
         assert (rate - 0.05) * (seconds - 0.0005) <= 14 <= (rate + 0.05) * (seconds + 0.0005)
 
 
+@pytest.mark.trains
 def test_one_test_loss_everywhere_and_keep_best_saves_the_best_epoch(image_folder, tmp_path):
     """metrics.json's test loss is plain cross-entropy, as evaluate.py's; --keep best --patience keeps
     the weights of the best validation epoch, which the saved model reproduces on the validation split."""
     import json
-
-    from test_cli import REPO, run_train
-    from test_user_errors import run
 
     from harness.data import load_dataset, split_validation
 
@@ -130,6 +129,7 @@ def test_one_test_loss_everywhere_and_keep_best_saves_the_best_epoch(image_folde
     assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.trains
 def test_steps_shorter_than_an_epoch_train_exactly_that_many_steps(image_folder, tmp_path):
     from harness.training.trainer import train
 

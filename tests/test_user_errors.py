@@ -5,20 +5,23 @@ import os
 import sys
 
 import pytest
-from conftest import hiding, write_image_folder
 from entry_points import REPO, run
-from test_cli import run_train
+from helpers import one_line_error, run_train, write_image_folder
 
 ENTRY_POINTS = ("train.py", "evaluate.py", "visualize.py", "compare.py", "benchmark.py")
 
 
-def one_line_error(result):
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
-    return lines[0]
+def hiding(folder, *packages):
+    """PYTHONPATH for a subprocess in which importing `packages` fails as if they were not installed."""
+    for name in packages:
+        stand_in = folder / name
+        stand_in.mkdir(parents=True)
+        (stand_in / "__init__.py").write_text(f'raise ModuleNotFoundError("No module named {name}", name="{name}")\n')
+    return str(folder)
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS)
+@pytest.mark.e2e
 def test_help_and_option_errors_never_import_keras(script, tmp_path):
     """With Keras made unimportable, --help still works and a bad option is still one line."""
     env = {"PYTHONPATH": f"{hiding(tmp_path / 'no_keras', 'keras')}{os.pathsep}{REPO}"}
@@ -29,6 +32,7 @@ def test_help_and_option_errors_never_import_keras(script, tmp_path):
 
 @pytest.mark.parametrize("package, arguments", [("tqdm", ["--help"]), ("numpy", ["--epochs", 1]),
                                                  ("keras", ["--epochs", 1]), ("tensorflow", ["--epochs", 1])])
+@pytest.mark.e2e
 def test_a_missing_requirement_is_one_line_naming_the_environment(tmp_path, package, arguments):
     env = {"PYTHONPATH": hiding(tmp_path / "hidden", package)}
     error = one_line_error(run("train.py", *arguments, "--run-dir", tmp_path / "run", env=env))
@@ -47,6 +51,8 @@ def test_outside_a_virtual_environment_the_advice_is_to_activate_it(monkeypatch)
     ("torch", "KERAS_BACKEND=torch needs torch, which is not installed", 0),  # --help needs no backend
     ("pytorch", "KERAS_BACKEND=pytorch is not a Keras backend", 2),  # a name Keras does not know: refused at once
 ])
+@pytest.mark.e2e
+@pytest.mark.backend
 def test_a_backend_that_cannot_load_is_one_line(tmp_path, backend, message, help_exit):
     env = {"KERAS_BACKEND": backend, "PYTHONPATH": hiding(tmp_path / "no_torch", "torch")}
     assert run("train.py", "--help", env=env).returncode == help_exit
@@ -77,6 +83,7 @@ def test_an_unwritable_run_directory_is_refused_before_the_data_loads(tmp_path):
         assert "cannot create files in /proc" in one_line_error(run_train("--run-dir", "/proc/vit-run"))
 
 
+@pytest.mark.trains
 def test_a_run_folder_that_never_trained_an_epoch_can_be_reused(image_folder, tmp_path):
     started = tmp_path / "run"
     started.mkdir()
@@ -91,6 +98,7 @@ def test_a_run_folder_that_never_trained_an_epoch_can_be_reused(image_folder, tm
     assert "holds other files (thesis.txt)" in one_line_error(run_train("--run-dir", tmp_path / "notes"))
 
 
+@pytest.mark.trains
 def test_architecture_options_change_the_vit_and_are_checked(tmp_path):
     folder = write_image_folder(tmp_path / "images", size=64)
     result = run_train("--preset", "vit_test", "--data-dir", folder, "--image-size", 64, "--patch-size", 16,
@@ -117,6 +125,7 @@ def two_runs_with_different_classes(tmp_path_factory):
     return root
 
 
+@pytest.mark.trains
 def test_visualize_refuses_runs_of_different_classes_before_writing_anything(two_runs_with_different_classes, tmp_path):
     root = two_runs_with_different_classes
     line = one_line_error(run("visualize.py", root / "three", root / "two", "--out", tmp_path / "report"))
@@ -124,6 +133,7 @@ def test_visualize_refuses_runs_of_different_classes_before_writing_anything(two
     assert not (tmp_path / "report").exists() and not list(tmp_path.glob(".report*"))
 
 
+@pytest.mark.trains
 def test_evaluate_says_an_unfinished_run_can_be_resumed(two_runs_with_different_classes, tmp_path):
     run_dir = tmp_path / "unfinished"
     run_dir.mkdir()

@@ -12,7 +12,7 @@ from PIL import Image
 
 import cnn_baseline
 import vit_tf
-from harness.reporting import analysis, compare_plots, model_plots, scaling
+from harness.reporting import analysis, budgets, compare_plots, model_plots, scaling
 
 
 def test_attention_rollout_of_one_block_is_half_attention_plus_half_identity():
@@ -126,6 +126,12 @@ PLOTS = {
         np.random.default_rng(seed).uniform(-1, 1, (16, 16)), 4, path),
     "attention_distance": lambda seed, path: model_plots.plot_attention_distance(
         np.random.default_rng(seed).uniform(0, 32, (3, 2)), 32, path),
+    "accuracy_by_budget": lambda seed, path: budgets.plot_accuracy_by_budget(
+        [{"model": model, "preset": "p", "minutes": minutes, "spread": 0.0,
+          "accuracy": float(np.random.default_rng(seed).uniform(50, 90))}
+         for model in ("cnn", "vit") for minutes in (10, 30)],
+        path, ["a CPU"],
+        [{"model": "cnn", "minutes": 29.0, "accuracy": 80.0 + seed, "label": "run"}]),
     "evidence": lambda seed, path: model_plots.plot_evidence_maps(
         np.random.default_rng(seed).integers(0, 256, (2, 16, 16, 3)), ["a", "b"],
         [np.random.default_rng(seed).uniform(0, 1, (2, 4, 4))], ["run"], [["p", "q"]], path, "evidence"),
@@ -139,6 +145,7 @@ def test_each_figure_is_a_png_that_depends_on_its_input(tmp_path, name):
     assert not np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
 
 
+@pytest.mark.trains
 def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
     """compare.py end to end with the paper's three families (the CNN is BiT's) and the ViT distilled from
     the BiT as a fourth run; report.md must carry each run's own metrics.json numbers."""
@@ -169,6 +176,7 @@ def test_one_command_trains_evaluates_and_reports(image_folder, tmp_path):
     check_handin_documents(out / "report", figures)
 
 
+@pytest.mark.trains
 def test_a_report_replaces_an_earlier_one_whole_and_never_a_folder_of_other_files(image_folder, tmp_path):
     from harness.errors import UserError
     from harness.reporting.report import write_report

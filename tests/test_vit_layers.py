@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import numpy_reference as ref
 import pytest
-from conftest import numpy_of
+from helpers import numpy_of
 
 from vit_tf import layers as vit_layers
 from vit_tf.layers import (
