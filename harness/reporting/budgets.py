@@ -75,7 +75,7 @@ def plot_accuracy_by_budget(points, path, cpus=(), own=()):
         line = sorted((p for p in points if p["model"] == model), key=lambda p: p["minutes"])
         axes.errorbar([p["minutes"] for p in line], [p["accuracy"] for p in line], yerr=[p["spread"] for p in line],
                       marker="o", capsize=3, color=FAMILY_COLOURS[model],
-                      label=f"{FAMILY_NAMES[model]} ({line[-1]['preset']})")
+                      label=f"{FAMILY_NAMES[model]} ({', '.join(dict.fromkeys(p['preset'] for p in line))})")
     for point in own:
         axes.scatter(point["minutes"], point["accuracy"], marker="*", s=160, edgecolors="black", zorder=3,
                      color=FAMILY_COLOURS.get(point["model"], "grey"), label=point["label"])
